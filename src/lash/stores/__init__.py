@@ -1,0 +1,5 @@
+"""Store facets and their backends."""
+
+from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
+
+__all__ = ["AttachmentStore", "DurabilityTier", "ProcessEnvStore", "SessionStore"]
