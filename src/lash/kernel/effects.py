@@ -126,7 +126,7 @@ class ToolResult(Record, frozen=True, kw_only=True):
     duration_ms: int = 0
 
 
-class LlmCompleted(Record, frozen=True, kw_only=True, tag_field="response", tag="llm_completed"):
+class LlmCompleted(Record, frozen=True, kw_only=True, tag_field="reply", tag="llm_completed"):
     """The model answered. ``text_streamed`` says whether prose deltas were already emitted."""
 
     effect_id: int
@@ -134,14 +134,14 @@ class LlmCompleted(Record, frozen=True, kw_only=True, tag_field="response", tag=
     text_streamed: bool = True
 
 
-class LlmFailed(Record, frozen=True, kw_only=True, tag_field="response", tag="llm_failed"):
+class LlmFailed(Record, frozen=True, kw_only=True, tag_field="reply", tag="llm_failed"):
     """The model call failed after the retry ladder (or was cancelled)."""
 
     effect_id: int
     failure: ProviderFailure
 
 
-class ToolResults(Record, frozen=True, kw_only=True, tag_field="response", tag="tool_results"):
+class ToolResults(Record, frozen=True, kw_only=True, tag_field="reply", tag="tool_results"):
     """Results of a tool batch, in call order. ``cancelled`` ends the turn after recording them."""
 
     effect_id: int
@@ -150,7 +150,7 @@ class ToolResults(Record, frozen=True, kw_only=True, tag_field="response", tag="
 
 
 class CheckpointDelivered(
-    Record, frozen=True, kw_only=True, tag_field="response", tag="checkpoint_delivered"
+    Record, frozen=True, kw_only=True, tag_field="reply", tag="checkpoint_delivered"
 ):
     """Messages injected at a checkpoint (empty: nothing to deliver)."""
 
@@ -158,7 +158,7 @@ class CheckpointDelivered(
     messages: tuple[Message, ...] = ()
 
 
-class EffectFailed(Record, frozen=True, kw_only=True, tag_field="response", tag="effect_failed"):
+class EffectFailed(Record, frozen=True, kw_only=True, tag_field="reply", tag="effect_failed"):
     """The effect host could not execute an effect; the turn stops as a runtime error."""
 
     effect_id: int
