@@ -1,0 +1,92 @@
+"""The sans-IO kernel: effects and responses, replay keys, the turn machine, the Standard protocol.
+
+Everything here is deterministic and synchronous; nothing does I/O or imports asyncio.
+"""
+
+from lash.kernel.config import MachineConfig
+from lash.kernel.driver import (
+    AdvanceIteration,
+    AppendMessage,
+    DriverAction,
+    DriverView,
+    EmitEvent,
+    Finish,
+    ProtocolDriver,
+    RecordIssue,
+    StartCheckpoint,
+    StartLlm,
+    StartTools,
+)
+from lash.kernel.effects import (
+    Checkpoint,
+    CheckpointDelivered,
+    Done,
+    Effect,
+    EffectFailed,
+    Emit,
+    LlmCall,
+    LlmCompleted,
+    LlmFailed,
+    Progress,
+    Response,
+    ToolBatch,
+    ToolResult,
+    ToolResults,
+    child_replay_key,
+    turn_replay_key,
+)
+from lash.kernel.machine import (
+    AwaitedEffect,
+    KernelError,
+    MachineSnapshot,
+    MachineState,
+    MachineUsageError,
+    ProtocolViolation,
+    TurnMachine,
+    stop_reason_for,
+)
+from lash.kernel.prompt import build_llm_request, prompt_messages
+from lash.kernel.standard import EMPTY_RESPONSE_MESSAGE, StandardDriver
+
+__all__ = [
+    "EMPTY_RESPONSE_MESSAGE",
+    "AdvanceIteration",
+    "AppendMessage",
+    "AwaitedEffect",
+    "Checkpoint",
+    "CheckpointDelivered",
+    "Done",
+    "DriverAction",
+    "DriverView",
+    "Effect",
+    "EffectFailed",
+    "Emit",
+    "EmitEvent",
+    "Finish",
+    "KernelError",
+    "LlmCall",
+    "LlmCompleted",
+    "LlmFailed",
+    "MachineConfig",
+    "MachineSnapshot",
+    "MachineState",
+    "MachineUsageError",
+    "Progress",
+    "ProtocolDriver",
+    "ProtocolViolation",
+    "RecordIssue",
+    "Response",
+    "StandardDriver",
+    "StartCheckpoint",
+    "StartLlm",
+    "StartTools",
+    "ToolBatch",
+    "ToolResult",
+    "ToolResults",
+    "TurnMachine",
+    "build_llm_request",
+    "child_replay_key",
+    "prompt_messages",
+    "stop_reason_for",
+    "turn_replay_key",
+]

@@ -1,0 +1,40 @@
+"""Request projection: how the turn's messages become one provider-neutral ``LlmRequest``.
+
+Projection is a pure function of the machine config and the messages, so a replayed or
+restored machine asks for exactly the same request. Transient messages are never part of the
+prompt (they exist for the UI and for plugins only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lash.kernel.config import MachineConfig
+from lash.types import LlmRequest, Message
+
+__all__ = ["build_llm_request", "prompt_messages"]
+
+
+def prompt_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
+    """The messages a model sees: everything except transient messages, in order."""
+    return tuple(m for m in messages if not m.transient)
+
+
+def build_llm_request(
+    config: MachineConfig, messages: Iterable[Message], *, request_id: str
+) -> LlmRequest:
+    """Project ``messages`` into a request that offers every configured tool (``auto``)."""
+    return LlmRequest(
+        model=config.model,
+        messages=prompt_messages(messages),
+        system=config.system_prompt,
+        tools=config.tools,
+        tool_choice="auto",
+        max_output_tokens=config.max_output_tokens,
+        reasoning=config.reasoning,
+        capabilities=config.capabilities,
+        session_id=config.session_id,
+        agent_frame_id=config.agent_frame_id,
+        request_id=request_id,
+        options=dict(config.options),
+    )
