@@ -96,6 +96,7 @@ __all__ = [
     "require_live_fence",
     "resolve_graph_delta",
     "row_claimable",
+    "same_turn_input_content",
     "select_exact_batches",
     "select_leading_session_command",
     "select_turn_inputs",
@@ -363,15 +364,21 @@ def build_turn_input(
     )
 
 
+def same_turn_input_content(existing: PendingTurnInput, draft: PendingTurnInputDraft) -> bool:
+    """Equal source key, ingress and input JSON: the draft resubmits ``existing``."""
+    return (
+        existing.source_key == draft.source_key
+        and canonical_json(existing.ingress) == canonical_json(draft.ingress)
+        and canonical_json(existing.input) == canonical_json(draft.input)
+    )
+
+
 def source_key_replay(existing: PendingTurnInput, draft: PendingTurnInputDraft) -> PendingTurnInput:
     """A source-key replay returns ``existing`` (in any state) if ingress and input are equal.
 
     Changed content under the same key is a ``pending_turn_input_source_key_conflict``.
     """
-    same = canonical_json(existing.ingress) == canonical_json(draft.ingress) and canonical_json(
-        existing.input
-    ) == canonical_json(draft.input)
-    if not same:
+    if not same_turn_input_content(existing, draft):
         raise StoreError(
             StoreErrorKind.PENDING_TURN_INPUT_SOURCE_KEY_CONFLICT,
             f"source key {draft.source_key!r} of session {draft.session_id!r} was used for "
