@@ -21,18 +21,24 @@ ToolRetryPolicy = Literal["never", "safe", "idempotent"]
 class ToolError(Exception):
     """Raise from a tool to return a failure to the model with a stable ``code``.
 
-    ``retry_after_ms`` marks the failure as safe to retry (only honoured for tools whose
-    retry policy is ``safe`` or ``idempotent``).
+    ``retry_after_ms`` (or ``retryable=True`` for the policy's backoff delay) marks the
+    failure as safe to retry (only honoured for tools whose retry policy is ``safe`` or
+    ``idempotent``).
     """
 
     def __init__(
-        self, message: str, *, code: str = "tool_error", retry_after_ms: int | None = None
+        self,
+        message: str,
+        *,
+        code: str = "tool_error",
+        retry_after_ms: int | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.retry_after_ms = retry_after_ms
-        self.retryable = retry_after_ms is not None
+        self.retryable = retry_after_ms is not None if retryable is None else retryable
 
 
 class ToolContext:

@@ -16,13 +16,20 @@ ToolStatus = Literal["success", "failure", "cancelled"]
 
 
 class ToolCallOutput(Record, frozen=True, kw_only=True):
-    """A tool's complete result: status, JSON payload, optional error code and control."""
+    """A tool's complete result: status, JSON payload, optional error code and control.
+
+    A failure's ``payload`` is its message (a string), or a dict with a ``"message"`` key plus
+    structured detail. ``retryable``/``retry_after_ms`` say the failure is transient; dispatch
+    honours them only for tools whose retry policy allows it, and clears them on exhaustion.
+    """
 
     status: ToolStatus
     payload: Any = None
     error_code: str | None = None
     control: dict[str, Any] | None = None
     attempts: int = 1
+    retryable: bool = False
+    retry_after_ms: int | None = None
 
     @property
     def ok(self) -> bool:
