@@ -1,1 +1,16 @@
-"""Test support that ships with the package: the store conformance kit, scripted providers."""
+"""Test support that ships with the package.
+
+``ScriptedProvider`` is a deterministic model; :mod:`lash.testing.scenarios` is the runtime
+scenario DSL; :mod:`lash.testing.conformance` is the store conformance kit (imports pytest);
+:mod:`lash.testing.wire` replays recorded provider wire scripts.
+"""
+
+from lash.testing.scripted import (
+    ScriptedProvider,
+    provider_error,
+    reply,
+    stall,
+    tool_call,
+)
+
+__all__ = ["ScriptedProvider", "provider_error", "reply", "stall", "tool_call"]

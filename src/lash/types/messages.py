@@ -97,8 +97,12 @@ class Message(Record, frozen=True, kw_only=True):
 
     @property
     def text(self) -> str:
-        """The concatenated text parts."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+        """The concatenated text (a tool message's text is the result the model saw)."""
+        return "".join(
+            p.text if isinstance(p, TextPart) else p.content
+            for p in self.parts
+            if isinstance(p, TextPart | ToolResultPart)
+        )
 
     @property
     def tool_calls(self) -> tuple[ToolCallPart, ...]:

@@ -1,0 +1,493 @@
+"""`LashCore`: the app-wide wiring (provider, model, stores, effect host, tools, plugins).
+
+Durability is declared, never implied: the builder needs an explicit store (or an explicit
+``without_store()``) and an explicit effect host, and refuses stores whose durability
+disagrees (a durable session store with ephemeral attachments, say). ``LashCore.local(path)``
+is the named embedded default: one SQLite file for every facet, files beside it, inline host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lash.clock import Clock, SystemClock
+from lash.errors import (
+    DurableStoreFacet,
+    EmbedError,
+    LashRuntimeError,
+    RuntimeErrorCode,
+    StoreError,
+)
+from lash.providers.base import LlmProvider
+from lash.providers.retry import RetryPolicy
+from lash.runtime.config import CoreConfig
+from lash.runtime.effect_host import EffectHost, InlineEffectHost
+from lash.runtime.lease import LeaseTimings
+from lash.runtime.observation import LiveReplayStore
+from lash.runtime.plugins import Plugin, PluginSessionContext
+from lash.runtime.scope import require_id
+from lash.runtime.session import LashSession, ParkedSession
+from lash.runtime.state import SessionState
+from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
+from lash.stores.liveness import local_process_owner
+from lash.tools.base import Tool, ToolProvider
+from lash.types import (
+    LeaseOwner,
+    ModelSpec,
+    PendingTurnInput,
+    PendingTurnInputDraft,
+    SessionMeta,
+    TurnInput,
+    TurnInputIngress,
+)
+
+__all__ = ["LashCore", "LashCoreBuilder", "SessionOpener"]
+
+PluginFactory = Callable[[], Plugin]
+
+
+class SessionOpener:
+    """Opens one session id: ``await core.session("chat-1").open()``."""
+
+    def __init__(self, core: LashCore, session_id: str) -> None:
+        self._core = core
+        self._session_id = require_id(session_id, "session id")
+        self._owner: LeaseOwner | None = None
+        self._fresh = False
+
+    def owner(self, owner: LeaseOwner) -> SessionOpener:
+        """Claim the lease with this identity (stable ids let a redriven host re-enter)."""
+        self._owner = owner
+        return self
+
+    async def open(self) -> LashSession:
+        """Load committed state and return a live handle."""
+        return await self._core._open(self._session_id, self._owner)
+
+
+class LashCore:
+    """Shared configuration; one per application."""
+
+    def __init__(self, config: CoreConfig) -> None:
+        self._cfg = config
+        self._closed = False
+
+    # --- construction ---------------------------------------------------------------------
+
+    @staticmethod
+    def builder() -> LashCoreBuilder:
+        """Explicit wiring."""
+        return LashCoreBuilder()
+
+    @classmethod
+    def local(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        provider: LlmProvider,
+        model: ModelSpec,
+        tools: Iterable[Tool | ToolProvider] = (),
+        plugins: Iterable[PluginFactory] = (),
+        lease_timings: LeaseTimings | None = None,
+        system_prompt: str | None = None,
+        max_turns: int | None = 50,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> LashCore:
+        """The embedded durable default: SQLite for every facet, attachments beside it."""
+        from lash.stores.sqlite import SqliteStore
+
+        store = SqliteStore(Path(path), clock=clock)
+        builder = (
+            cls.builder()
+            .provider(provider)
+            .model(model)
+            .store(store)
+            .effect_host(InlineEffectHost())
+            .tools(tools)
+            .plugins(plugins)
+            .max_turns(max_turns)
+        )
+        if lease_timings is not None:
+            builder.lease_timings(lease_timings)
+        if system_prompt is not None:
+            builder.system_prompt(system_prompt)
+        if retry is not None:
+            builder.retry(retry)
+        if clock is not None:
+            builder.clock(clock)
+        return builder.build()
+
+    # --- properties -----------------------------------------------------------------------
+
+    @property
+    def config(self) -> CoreConfig:
+        """The wiring."""
+        return self._cfg
+
+    @property
+    def store(self) -> SessionStore | None:
+        """The session store (``None`` for a store-less core)."""
+        return self._cfg.store
+
+    @property
+    def effect_host(self) -> EffectHost:
+        """The effect host."""
+        return self._cfg.effect_host
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def session(self, session_id: str) -> SessionOpener:
+        """An opener for ``session_id``."""
+        self._check_open()
+        return SessionOpener(self, session_id)
+
+    async def resume(self, parked: ParkedSession) -> LashSession:
+        """Reopen a parked session."""
+        return await self.session(parked.session_id).open()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EmbedError("core_closed", "this LashCore was closed")
+
+    async def _open(self, session_id: str, owner: LeaseOwner | None) -> LashSession:
+        self._check_open()
+        cfg = self._cfg
+        state = SessionState(session_id)
+        if cfg.store is not None:
+            try:
+                persisted = await cfg.store.load_session(session_id)
+                if persisted is not None:
+                    state = SessionState.from_persisted(persisted)
+                lease = await cfg.store.get_lease(session_id)
+                if await cfg.store.load_session_meta(session_id) is None:
+                    await cfg.store.save_session_meta(
+                        SessionMeta(
+                            session_id=session_id,
+                            created_at_ms=cfg.clock.now_ms(),
+                            model=cfg.model.id,
+                            name=session_id,
+                        )
+                    )
+            except StoreError as err:
+                raise LashRuntimeError(
+                    "session_head_refresh", f"loading session {session_id!r} failed: {err}"
+                ) from err
+            if lease is None:
+                state.lease_generation = 0
+            elif not lease.is_live(cfg.clock.now_ms()) or lease.lease_token == "":
+                state.lease_generation = lease.fencing_token
+        plugins: list[Plugin] = []
+        for factory in cfg.plugins:
+            try:
+                plugin = factory()
+                await plugin.open_session(
+                    PluginSessionContext(
+                        session_id=session_id,
+                        state=dict(state.checkpoint.plugin_state.get(plugin.id) or {}),
+                    )
+                )
+            except Exception as err:
+                raise LashRuntimeError(
+                    RuntimeErrorCode.PLUGIN_SESSION_MANAGER,
+                    f"building the plugin session for {session_id!r} failed: {err}",
+                ) from err
+            plugins.append(plugin)
+        cfg.effect_host.turn_control.unrevoke_session(session_id)
+        return LashSession(self, cfg, state, plugins, owner or local_process_owner())
+
+    async def enqueue_turn_input(
+        self,
+        session_id: str,
+        turn_input: str | TurnInput,
+        *,
+        source_key: str | None = None,
+        input_id: str | None = None,
+        ingress: TurnInputIngress | None = None,
+        plugin_inputs: dict[str, Any] | None = None,
+    ) -> PendingTurnInput:
+        """Persist input for a session without opening a competing writer."""
+        require_id(session_id, "session id")
+        store = self._cfg.store
+        if store is None:
+            raise LashRuntimeError(
+                RuntimeErrorCode.STORE_COMMIT_FAILED,
+                "queued turn input requires a persistent runtime store",
+            )
+        if plugin_inputs:
+            raise LashRuntimeError(
+                RuntimeErrorCode.DURABLE_EFFECT_LIVE_PLUGIN_INPUT,
+                "pending input must be serialisable; live plugin inputs cannot be enqueued",
+            )
+        if input_id is not None:
+            require_id(input_id, "input id")
+        if source_key is not None:
+            require_id(source_key, "source key")
+        draft = PendingTurnInputDraft(
+            session_id=session_id,
+            input=TurnInput.of(turn_input),
+            ingress=ingress or TurnInputIngress.next_turn(),
+            input_id=input_id,
+            source_key=source_key,
+        )
+        try:
+            pending = await store.enqueue_turn_input(draft)
+        except StoreError as err:
+            raise err.to_runtime_error() from err
+        try:
+            self._cfg.live_replay.append(
+                session_id, 0, "queue_changed", change="enqueued", ids=(pending.input_id,)
+            )
+        except Exception:  # best-effort observation
+            pass
+        return pending
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session and everything stored for it (idempotent)."""
+        require_id(session_id, "session id")
+        self._cfg.effect_host.turn_control.revoke_session(session_id)
+        self._cfg.live_replay.forget(session_id)
+        if self._cfg.store is not None:
+            try:
+                await self._cfg.store.delete_session(session_id)
+            except StoreError as err:
+                raise err.to_runtime_error() from err
+
+    async def list_sessions(self) -> list[SessionMeta]:
+        """Every stored session."""
+        if self._cfg.store is None:
+            return []
+        return await self._cfg.store.list_sessions()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the provider and the stores."""
+        if self._closed:
+            return
+        self._closed = True
+        cfg = self._cfg
+        await cfg.provider.aclose()
+        closers = [cfg.store, cfg.attachments, cfg.process_envs]
+        seen: set[int] = set()
+        for closer in closers:
+            if closer is None or id(closer) in seen:
+                continue
+            seen.add(id(closer))
+            aclose = getattr(closer, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def __aenter__(self) -> LashCore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+_UNSET: Any = object()
+
+
+class LashCoreBuilder:
+    """Builds a :class:`LashCore`; :meth:`build` validates the wiring."""
+
+    def __init__(self) -> None:
+        self._provider: LlmProvider | None = None
+        self._model: ModelSpec | None = None
+        self._store: SessionStore | None | Any = _UNSET
+        self._attachments: AttachmentStore | None = None
+        self._process_envs: ProcessEnvStore | None = None
+        self._effect_host: EffectHost | None = None
+        self._tools: list[Tool] = []
+        self._plugins: list[PluginFactory] = []
+        self._lease_timings = LeaseTimings()
+        self._clock: Clock | None = None
+        self._live_replay: LiveReplayStore | None = None
+        self._retry = RetryPolicy()
+        self._max_turns: int | None = 50
+        self._system_prompt: str | None = None
+        self._sleep: Callable[[float], Any] = asyncio.sleep
+
+    def provider(self, provider: LlmProvider) -> LashCoreBuilder:
+        """The model provider."""
+        self._provider = provider
+        return self
+
+    def model(self, model: ModelSpec) -> LashCoreBuilder:
+        """The default model."""
+        self._model = model
+        return self
+
+    def store(self, store: SessionStore) -> LashCoreBuilder:
+        """The session store (``MemoryStore()``, ``SqliteStore(path)``, ...)."""
+        self._store = store
+        return self
+
+    def without_store(self) -> LashCoreBuilder:
+        """Explicitly run store-less: no leases, no commits, nothing survives the process."""
+        self._store = None
+        return self
+
+    def attachment_store(self, store: AttachmentStore) -> LashCoreBuilder:
+        """The attachment store (defaults to the session store's own facet)."""
+        self._attachments = store
+        return self
+
+    def process_env_store(self, store: ProcessEnvStore) -> LashCoreBuilder:
+        """The process-env store (defaults to the session store's own facet)."""
+        self._process_envs = store
+        return self
+
+    def effect_host(self, host: EffectHost) -> LashCoreBuilder:
+        """Where effects run (``InlineEffectHost()`` in-process)."""
+        self._effect_host = host
+        return self
+
+    def tools(self, tools: Iterable[Tool | ToolProvider]) -> LashCoreBuilder:
+        """Add tools or tool providers."""
+        for item in tools:
+            if isinstance(item, ToolProvider) and not isinstance(item, Tool):
+                self._tools.extend(item.tools())
+            else:
+                self._tools.append(item)
+        return self
+
+    def tool(self, tool: Tool) -> LashCoreBuilder:
+        """Add one tool."""
+        self._tools.append(tool)
+        return self
+
+    def plugins(self, factories: Iterable[PluginFactory]) -> LashCoreBuilder:
+        """Add plugin factories (one plugin instance per session)."""
+        self._plugins.extend(factories)
+        return self
+
+    def plugin(self, factory: PluginFactory) -> LashCoreBuilder:
+        """Add one plugin factory."""
+        self._plugins.append(factory)
+        return self
+
+    def lease_timings(self, timings: LeaseTimings) -> LashCoreBuilder:
+        """Session lease TTL and renewal."""
+        self._lease_timings = timings
+        return self
+
+    def clock(self, clock: Clock) -> LashCoreBuilder:
+        """The clock every timestamp and lease decision reads."""
+        self._clock = clock
+        return self
+
+    def sleep(self, sleep: Callable[[float], Any]) -> LashCoreBuilder:
+        """The sleep used for retry backoff and renewal (inject to make tests instant)."""
+        self._sleep = sleep
+        return self
+
+    def live_replay(self, replay: LiveReplayStore) -> LashCoreBuilder:
+        """The bounded reconnect buffer."""
+        self._live_replay = replay
+        return self
+
+    def retry(self, policy: RetryPolicy) -> LashCoreBuilder:
+        """The provider retry ladder."""
+        self._retry = policy
+        return self
+
+    def max_turns(self, max_turns: int | None) -> LashCoreBuilder:
+        """Cap on model iterations per turn."""
+        self._max_turns = max_turns
+        return self
+
+    def system_prompt(self, prompt: str | None) -> LashCoreBuilder:
+        """The system prompt."""
+        self._system_prompt = prompt
+        return self
+
+    def build(self) -> LashCore:
+        """Validate and wire."""
+        if self._provider is None:
+            raise EmbedError("missing_provider", "LashCore needs a provider (.provider(...))")
+        if self._model is None:
+            raise EmbedError(
+                "missing_model_spec", "LashCore needs a model (.model(ModelSpec(...)))"
+            )
+        if self._effect_host is None:
+            raise EmbedError(
+                "missing_effect_host",
+                "LashCore needs an explicit effect host (.effect_host(InlineEffectHost()))",
+            )
+        if self._store is _UNSET:
+            raise EmbedError(
+                "missing_session_store",
+                "choose a store explicitly: .store(MemoryStore()), .store(SqliteStore(path)) "
+                "or .without_store()",
+            )
+        store: SessionStore | None = self._store
+        attachments = self._attachments or _facet(store, "attachments")
+        process_envs = self._process_envs or _facet(store, "process_envs")
+        if attachments is None:
+            raise EmbedError("missing_attachment_store", "LashCore needs an attachment store")
+        if process_envs is None:
+            raise EmbedError("missing_process_env_store", "LashCore needs a process-env store")
+        if store is not None and store.tier is DurabilityTier.DURABLE:
+            if attachments.tier is not DurabilityTier.DURABLE:
+                raise EmbedError(
+                    "durable_store_peer_required",
+                    f"a durable session store needs a durable "
+                    f"{DurableStoreFacet.ATTACHMENT_STORE.label}",
+                )
+            if process_envs.tier is not DurabilityTier.DURABLE:
+                raise EmbedError(
+                    "durable_store_peer_required",
+                    f"a durable session store needs a durable "
+                    f"{DurableStoreFacet.PROCESS_ENV_STORE.label}",
+                )
+        names: set[str] = set()
+        for tool in self._tools:
+            name = tool.spec.name
+            if name in names:
+                raise EmbedError("duplicate_tool", f"two tools are named {name!r}")
+            names.add(name)
+        clock = self._clock or getattr(store, "clock", None) or SystemClock()
+        config = CoreConfig(
+            provider=self._provider,
+            model=self._model,
+            store=store,
+            attachments=attachments,
+            process_envs=process_envs,
+            effect_host=self._effect_host,
+            tools=tuple(self._tools),
+            plugins=tuple(self._plugins),
+            lease_timings=self._lease_timings,
+            clock=clock,
+            live_replay=self._live_replay or LiveReplayStore(clock=clock),
+            retry=self._retry,
+            max_turns=self._max_turns,
+            system_prompt=self._system_prompt,
+            sleep=self._sleep,
+            provider_id=getattr(self._provider, "kind", None),
+        )
+        return LashCore(config)
+
+
+def _facet(store: SessionStore | None, name: str) -> Any:
+    """The store's own attachment/process-env facet; in-memory ones for ephemeral stores."""
+    facet = getattr(store, name, None) if store is not None else None
+    if callable(facet):
+        facet = facet()
+    if facet is not None:
+        return facet
+    if store is None or store.tier is DurabilityTier.EPHEMERAL:
+        from lash.stores.memory import MemoryAttachmentStore, MemoryProcessEnvStore
+
+        return MemoryAttachmentStore() if name == "attachments" else MemoryProcessEnvStore()
+    return None

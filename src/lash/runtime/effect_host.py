@@ -1,0 +1,214 @@
+"""Effect hosts: where reply-producing effects actually run.
+
+The inline host runs every effect in-process and keeps its durable-wait promises in memory
+(instance-owned: two hosts never share them). A durable host (Restate, a later issue) journals
+each effect under its replay key and replays recorded outcomes instead of re-running them. The
+turn driver does not know which one it has; it asks :attr:`EffectHost.tier` only to enforce that
+a durable host is wired to durable stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from lash.runtime.scope import ExecutionScope
+from lash.stores.base import DurabilityTier
+from lash.types import CancellationEvidence
+from lash.types._base import Record
+
+__all__ = [
+    "CancelReceipt",
+    "EffectHost",
+    "GateState",
+    "InlineEffectHost",
+    "TurnControl",
+]
+
+T = TypeVar("T")
+
+_CONTROL_CACHE = 4096
+
+
+class CancelReceipt(Record, frozen=True, kw_only=True):
+    """The answer to a cancel request."""
+
+    outcome: Literal["requested", "already_requested", "completion_won_race", "unknown_or_revoked"]
+    durability_tier: Literal["inline", "durable"] = "inline"
+    evidence: CancellationEvidence | None = None
+
+
+class GateState(Record, frozen=True, kw_only=True):
+    """The first-writer-wins cancel gate of one turn."""
+
+    status: Literal["open", "cancel_requested", "completion_sealed"] = "open"
+    evidence: CancellationEvidence | None = None
+
+
+class TurnControl:
+    """Cancel gates and terminal promises of turns, keyed by ``(session_id, turn_id)``.
+
+    The first writer wins: a completion seal makes later cancel requests report
+    ``completion_won_race``; a cancel request makes the turn end cancelled with its evidence.
+    """
+
+    def __init__(self) -> None:
+        self._gates: OrderedDict[tuple[str, str], GateState] = OrderedDict()
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._terminals: OrderedDict[tuple[str, str], asyncio.Future[Any]] = OrderedDict()
+        self._revoked: set[str] = set()
+
+    def _trim(self) -> None:
+        while len(self._gates) > _CONTROL_CACHE:
+            key, _ = self._gates.popitem(last=False)
+            self._events.pop(key, None)
+        while len(self._terminals) > _CONTROL_CACHE:
+            self._terminals.popitem(last=False)
+
+    def register(self, session_id: str, turn_id: str) -> asyncio.Event:
+        """Open (or re-open on replay) a turn's gate; the event fires on a cancel request."""
+        key = (session_id, turn_id)
+        event = self._events.get(key)
+        if event is None:
+            event = asyncio.Event()
+            self._events[key] = event
+        gate = self._gates.get(key)
+        if gate is None:
+            self._gates[key] = GateState()
+            self._trim()
+        elif gate.status == "cancel_requested":
+            event.set()
+        return event
+
+    def peek(self, session_id: str, turn_id: str) -> GateState:
+        """The gate's state (``open`` when unknown)."""
+        return self._gates.get((session_id, turn_id), GateState())
+
+    def request_cancel(
+        self, session_id: str, turn_id: str, evidence: CancellationEvidence
+    ) -> CancelReceipt:
+        """Resolve the gate with a cancel request, first writer wins."""
+        if session_id in self._revoked:
+            return CancelReceipt(outcome="unknown_or_revoked")
+        key = (session_id, turn_id)
+        gate = self._gates.get(key)
+        if gate is None:
+            return CancelReceipt(outcome="unknown_or_revoked")
+        if gate.status == "cancel_requested":
+            return CancelReceipt(outcome="already_requested", evidence=gate.evidence)
+        if gate.status == "completion_sealed":
+            return CancelReceipt(outcome="completion_won_race")
+        self._gates[key] = GateState(status="cancel_requested", evidence=evidence)
+        event = self._events.get(key)
+        if event is not None:
+            event.set()
+        return CancelReceipt(outcome="requested", evidence=evidence)
+
+    def seal(
+        self, session_id: str, turn_id: str, local_evidence: CancellationEvidence | None
+    ) -> CancellationEvidence | None:
+        """At finish: record local cancellation or seal completion; return the winning evidence."""
+        key = (session_id, turn_id)
+        gate = self._gates.get(key, GateState())
+        if gate.status == "cancel_requested":
+            return gate.evidence
+        if gate.status == "completion_sealed":
+            return None
+        if local_evidence is not None:
+            self._gates[key] = GateState(status="cancel_requested", evidence=local_evidence)
+            return local_evidence
+        self._gates[key] = GateState(status="completion_sealed")
+        return None
+
+    def terminal(self, session_id: str, turn_id: str) -> asyncio.Future[Any]:
+        """The future resolved with a turn's committed result."""
+        key = (session_id, turn_id)
+        fut = self._terminals.get(key)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._terminals[key] = fut
+            self._trim()
+        return fut
+
+    def publish_terminal(self, session_id: str, turn_id: str, result: Any) -> None:
+        """Resolve a turn's terminal future (first writer wins)."""
+        fut = self.terminal(session_id, turn_id)
+        if not fut.done():
+            fut.set_result(result)
+
+    def revoke_session(self, session_id: str) -> None:
+        """Forget a deleted session's control promises forever."""
+        self._revoked.add(session_id)
+        for key in [k for k in self._gates if k[0] == session_id]:
+            self._gates.pop(key, None)
+            self._events.pop(key, None)
+
+    def unrevoke_session(self, session_id: str) -> None:
+        """Allow a recreated session id to be controlled again."""
+        self._revoked.discard(session_id)
+
+
+@runtime_checkable
+class EffectHost(Protocol):
+    """Executes effects for a scope, and owns the turn-control promises."""
+
+    @property
+    def tier(self) -> DurabilityTier:
+        """Inline hosts are ``EPHEMERAL``; journaling hosts ``DURABLE``."""
+        ...
+
+    @property
+    def turn_control(self) -> TurnControl:
+        """Cancel gates and terminal promises."""
+        ...
+
+    @property
+    def supports_concurrent_effects(self) -> bool:
+        """Whether a tool batch may run its calls concurrently."""
+        ...
+
+    async def run_effect(
+        self,
+        scope: ExecutionScope,
+        kind: str,
+        replay_key: str,
+        envelope: Any,
+        execute: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Run one effect (a durable host may return a recorded outcome instead)."""
+        ...
+
+
+class InlineEffectHost:
+    """Runs every effect in-process, right away."""
+
+    def __init__(self) -> None:
+        self._control = TurnControl()
+
+    @property
+    def tier(self) -> DurabilityTier:
+        """Inline: nothing is journaled."""
+        return DurabilityTier.EPHEMERAL
+
+    @property
+    def turn_control(self) -> TurnControl:
+        """This host's turn-control promises."""
+        return self._control
+
+    @property
+    def supports_concurrent_effects(self) -> bool:
+        """Tool batches run concurrently."""
+        return True
+
+    async def run_effect(
+        self,
+        scope: ExecutionScope,
+        kind: str,
+        replay_key: str,
+        envelope: Any,
+        execute: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Execute locally."""
+        return await execute()

@@ -1,0 +1,164 @@
+"""The plugin hook contract: where plugins may act during a turn, and what they may do.
+
+A :class:`Plugin` overrides only the hooks it needs. Hooks return *directives* (abort, enqueue
+messages, emit events) rather than mutating the runtime; the runtime checks which directives
+each hook point allows. Hook failures map to the stable codes of lash:
+
+========================  ==========================  ======================================
+hook                      failure code                 allowed directives
+========================  ==========================  ======================================
+``open_session``          ``plugin_session_manager``   —
+``transform_context``     ``context_prepare_turn``     (returns the prompt messages)
+``prepare_turn``          ``plugin_prepare_turn``      abort (commits ``plugin_abort``), enqueue
+``before_llm_call``       ``protocol_before_llm_call`` switch agent frame
+``checkpoint``            ``plugin_checkpoint``        abort (error with the plugin's code), enqueue
+``finalize_turn``         ``plugin_finalize_turn``     enqueue, emit (abort is an error)
+``validate_turn_extension`` ``protocol_turn_extension`` accept / reject
+========================  ==========================  ======================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lash.types import CheckpointKind, LlmRequest, Message, SessionGraph, TurnResult
+from lash.types._base import Record
+
+__all__ = [
+    "AbortTurn",
+    "CheckpointContext",
+    "CompactionContext",
+    "Directive",
+    "EmitEvent",
+    "EnqueueMessages",
+    "FinalizeContext",
+    "Plugin",
+    "PluginSessionContext",
+    "PrepareContext",
+    "SwitchAgentFrame",
+]
+
+
+class AbortTurn(Record, frozen=True, kw_only=True, tag_field="directive", tag="abort_turn"):
+    """Stop the turn (``code`` is the plugin's own stable code)."""
+
+    code: str
+    message: str = ""
+
+
+class EnqueueMessages(
+    Record, frozen=True, kw_only=True, tag_field="directive", tag="enqueue_messages"
+):
+    """Add messages (user or system) to the prompt or the turn."""
+
+    messages: tuple[Message, ...]
+
+
+class EmitEvent(Record, frozen=True, kw_only=True, tag_field="directive", tag="emit_event"):
+    """Publish a plugin runtime event to the live stream."""
+
+    event: Any
+
+
+class SwitchAgentFrame(Record, frozen=True, kw_only=True):
+    """End the turn as an agent-frame switch into ``frame_id`` with ``task``."""
+
+    frame_id: str
+    task: str
+    initial_messages: tuple[Message, ...] = ()
+
+
+Directive = AbortTurn | EnqueueMessages | EmitEvent
+
+
+class PluginSessionContext(Record, frozen=True, kw_only=True):
+    """Given to :meth:`Plugin.open_session`."""
+
+    session_id: str
+    state: dict[str, Any]
+
+
+class PrepareContext(Record, frozen=True, kw_only=True):
+    """Given to prompt-shaping hooks before the first model call of a turn."""
+
+    session_id: str
+    turn_id: str
+    turn_index: int
+    agent_frame_id: str
+    context_window: int
+
+
+class CheckpointContext(Record, frozen=True, kw_only=True):
+    """Given to :meth:`Plugin.checkpoint`."""
+
+    session_id: str
+    turn_id: str
+    kind: CheckpointKind
+    turn_messages: tuple[Message, ...]
+
+
+class FinalizeContext(Record, frozen=True, kw_only=True):
+    """Given to :meth:`Plugin.finalize_turn` (the result is not committed yet)."""
+
+    session_id: str
+    turn_id: str
+    result: TurnResult
+
+
+class CompactionContext:
+    """Given to :meth:`Plugin.compact_context`."""
+
+    def __init__(self, session_id: str, graph: SessionGraph, messages: Sequence[Message]) -> None:
+        self.session_id = session_id
+        self.graph = graph
+        self.messages = tuple(messages)
+
+
+class Plugin:
+    """Base class: every hook is a no-op. Override what you need.
+
+    ``state`` is this plugin's per-session, JSON-serialisable state; the runtime persists it in
+    the session checkpoint after every turn and hands it back on open.
+    """
+
+    id: str = "plugin"
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    async def open_session(self, ctx: PluginSessionContext) -> None:
+        """Called when a session opens, with the persisted plugin state."""
+        self.state = dict(ctx.state)
+
+    async def transform_context(
+        self, ctx: PrepareContext, messages: list[Message]
+    ) -> list[Message]:
+        """Shape the prompt view (never durable history)."""
+        return messages
+
+    async def prepare_turn(self, ctx: PrepareContext) -> Sequence[Directive]:
+        """Before the first model call."""
+        return ()
+
+    async def before_llm_call(
+        self, ctx: PrepareContext, request: LlmRequest
+    ) -> SwitchAgentFrame | None:
+        """Before every model call."""
+        return None
+
+    async def checkpoint(self, ctx: CheckpointContext) -> Sequence[Directive]:
+        """At each checkpoint: messages to commit into the turn, or an abort."""
+        return ()
+
+    async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Directive]:
+        """After the turn is assembled, before it is committed."""
+        return ()
+
+    def validate_turn_extension(self, extension: Any) -> bool:
+        """Accept or reject a live per-turn protocol extension."""
+        return True
+
+    async def compact_context(self, ctx: CompactionContext) -> Sequence[Message]:
+        """Seed messages for a compaction frame (empty: this plugin does not compact)."""
+        return ()

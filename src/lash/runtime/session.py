@@ -1,0 +1,845 @@
+"""`LashSession`: the host's handle on one durable conversation.
+
+Every turn runs under the session execution lease (a second live writer gets
+``session_execution_busy``), reloads state only when another writer could have committed,
+drains leading session commands first, follows agent-frame switches as one logical turn, and
+ends in exactly one fenced commit per physical turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from lash.errors import (
+    DurableStoreFacet,
+    EmbedError,
+    LashRuntimeError,
+    RuntimeErrorCode,
+    StoreError,
+)
+from lash.runtime.config import MAX_AGENT_FRAME_SWITCHES, CoreConfig
+from lash.runtime.emitter import ActivitySink, Emitter, new_id
+from lash.runtime.lease import LeaseGuard, acquire_lease
+from lash.runtime.observation import (
+    LiveReplayGap,
+    ObservationEvent,
+    SessionObservation,
+    SessionReadView,
+)
+from lash.runtime.plugins import CompactionContext, Plugin
+from lash.runtime.runner import ClaimSet, PhysicalTurn, TurnEnd, TurnRequest, render_causes
+from lash.runtime.scope import require_id
+from lash.runtime.state import SessionState
+from lash.runtime.turn import TurnBuilder
+from lash.stores.base import DurabilityTier
+from lash.tools.base import Tool
+from lash.types import (
+    AgentFrameRecord,
+    CancellationEvidence,
+    CancelOutcome,
+    CancelTarget,
+    GraphAppend,
+    GraphReplaceFull,
+    GraphUnchanged,
+    LeaseOwner,
+    Message,
+    MessagePayload,
+    PendingTurnInput,
+    QueueClaimCompletion,
+    QueuedWorkBatch,
+    QueuedWorkBatchDraft,
+    QueuedWorkStarted,
+    RuntimeCommit,
+    SessionCheckpoint,
+    SessionCommand,
+    SessionNode,
+    SuffixCancelResult,
+    TurnInput,
+    TurnInputClaim,
+    TurnInputIngress,
+    TurnIssue,
+    TurnOutcome,
+    TurnResult,
+    UsageReport,
+    initial_frame_id,
+)
+
+if TYPE_CHECKING:
+    from lash.runtime.core import LashCore
+
+__all__ = ["LashSession", "ParkedSession"]
+
+log = logging.getLogger(__name__)
+
+
+class ParkedSession:
+    """A lightweight handle to reopen a session later with ``core.resume(parked)``."""
+
+    __slots__ = ("session_id",)
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def __repr__(self) -> str:
+        return f"ParkedSession({self.session_id!r})"
+
+
+class _Running:
+    __slots__ = ("cancel_event", "local_cancel")
+
+    def __init__(self, cancel_event: asyncio.Event, local_cancel: list[CancellationEvidence]):
+        self.cancel_event = cancel_event
+        self.local_cancel = local_cancel
+
+
+class LashSession:
+    """One session, opened by ``await core.session(id).open()``."""
+
+    def __init__(
+        self,
+        core: LashCore,
+        config: CoreConfig,
+        state: SessionState,
+        plugins: Sequence[Plugin],
+        owner: LeaseOwner,
+    ) -> None:
+        self._core = core
+        self._cfg = config
+        self._state = state
+        self._plugins = list(plugins)
+        self._owner = owner
+        self._lock = asyncio.Lock()
+        self._running: dict[str, _Running] = {}
+        self._closed = False
+        self._tools: dict[str, Tool] = {t.spec.name: t for t in config.tools}
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        """This session's id."""
+        return self._state.session_id
+
+    @property
+    def owner(self) -> LeaseOwner:
+        """The lease owner identity this handle claims with."""
+        return self._owner
+
+    @property
+    def head_revision(self) -> int:
+        """The committed revision this handle last saw."""
+        return self._state.head_revision
+
+    # --- turns ----------------------------------------------------------------------------
+
+    def turn(self, turn_input: str | TurnInput) -> TurnBuilder:
+        """A builder for one turn: ``await session.turn("hi").run()``."""
+        self._check_open()
+        return TurnBuilder(self, turn_input)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EmbedError("session_closed", f"session {self.session_id} is closed")
+
+    def _check_tiers(self) -> None:
+        cfg = self._cfg
+        if cfg.effect_host.tier is not DurabilityTier.DURABLE:
+            return
+        if cfg.attachments.tier is not DurabilityTier.DURABLE:
+            raise LashRuntimeError.durable_store_required(DurableStoreFacet.ATTACHMENT_STORE)
+        if cfg.process_envs.tier is not DurabilityTier.DURABLE:
+            raise LashRuntimeError.durable_store_required(DurableStoreFacet.PROCESS_ENV_STORE)
+        if cfg.store is not None and cfg.store.tier is not DurabilityTier.DURABLE:
+            raise LashRuntimeError.durable_store_required(DurableStoreFacet.SESSION_STORE)
+
+    def _check_live_inputs(self, plugin_inputs: dict[str, Any], extension: Any) -> None:
+        if self._cfg.store is not None:
+            if extension is not None:
+                raise LashRuntimeError(
+                    RuntimeErrorCode.DURABLE_EFFECT_LIVE_PROTOCOL_EXTENSION,
+                    "a persisted session cannot replay a live protocol extension; "
+                    "put replayable data in protocol_turn_options",
+                )
+            if plugin_inputs:
+                raise LashRuntimeError(
+                    RuntimeErrorCode.DURABLE_EFFECT_LIVE_PLUGIN_INPUT,
+                    "a persisted session cannot replay live plugin inputs "
+                    f"({', '.join(sorted(plugin_inputs))}); persist them in plugin state instead",
+                )
+        elif extension is not None:
+            for plugin in self._plugins:
+                if not plugin.validate_turn_extension(extension):
+                    raise LashRuntimeError(
+                        RuntimeErrorCode.PROTOCOL_TURN_EXTENSION,
+                        f"plugin {plugin.id!r} rejected the turn's protocol extension",
+                    )
+
+    async def _acquire(self) -> LeaseGuard | None:
+        store = self._cfg.store
+        if store is None:
+            return None
+        timings = self._cfg.lease_timings
+        lease = await acquire_lease(store, self.session_id, self._owner, timings.ttl_ms)
+        if lease is None:
+            holder = await store.get_lease(self.session_id)
+            who = holder.owner.owner_id if holder is not None else "another worker"
+            raise LashRuntimeError(
+                RuntimeErrorCode.SESSION_EXECUTION_BUSY,
+                f"session {self.session_id} is being run by {who}",
+            )
+        guard = LeaseGuard(
+            store, lease, timings, on_lost=self._on_lease_lost, sleep=self._cfg.sleep
+        )
+        guard.start()
+        return guard
+
+    def _on_lease_lost(self) -> None:
+        for running in self._running.values():
+            running.cancel_event.set()
+
+    async def _ensure_fresh(self, guard: LeaseGuard | None) -> None:
+        store = self._cfg.store
+        if store is None or guard is None:
+            return
+        known = self._state.lease_generation
+        if known is not None and guard.generation in (known, known + 1):
+            self._state.lease_generation = guard.generation
+            return
+        try:
+            persisted = await store.load_session(self.session_id)
+        except StoreError as err:
+            raise LashRuntimeError("session_head_refresh", f"session reload failed: {err}") from err
+        if persisted is not None:
+            self._state = SessionState.from_persisted(persisted)
+        self._state.lease_generation = guard.generation
+
+    async def _settle(self, guard: LeaseGuard | None, error: BaseException | None) -> None:
+        if guard is None:
+            return
+        await guard.stop()
+        if guard.released or guard.lost:
+            return
+        if isinstance(error, LashRuntimeError) and error.is_code(
+            RuntimeErrorCode.STORE_COMMIT_FAILED
+        ):
+            return  # leave it to expire: the store may be unhealthy
+        try:
+            await guard.release()
+        except LashRuntimeError:
+            if error is None:
+                raise
+            log.warning("releasing the lease of session %s failed", self.session_id)
+
+    async def _run_foreground(
+        self,
+        turn_input: TurnInput,
+        *,
+        turn_id: str,
+        sinks: list[ActivitySink],
+        plugin_inputs: dict[str, Any],
+        protocol_extension: Any,
+        max_turns: int | None,
+        local_cancel: list[CancellationEvidence],
+    ) -> TurnResult:
+        self._check_open()
+        require_id(self.session_id, "session id")
+        self._check_tiers()
+        self._check_live_inputs(plugin_inputs, protocol_extension)
+        async with self._lock:
+            guard = await self._acquire()
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                await self._drain_commands(guard)
+                request = TurnRequest(
+                    turn_id=turn_id,
+                    input=turn_input,
+                    claims=ClaimSet(),
+                    release_lease=True,
+                    plugin_inputs=plugin_inputs,
+                    protocol_extension=protocol_extension,
+                    max_turns=max_turns,
+                )
+                return await self._drive(request, guard, sinks, local_cancel)
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+
+    async def _drive(
+        self,
+        request: TurnRequest,
+        guard: LeaseGuard | None,
+        sinks: list[ActivitySink],
+        local_cancel: list[CancellationEvidence] | None = None,
+    ) -> TurnResult:
+        """Run a logical turn: physical turns until one does not switch frames."""
+        root = request.turn_id
+        frame_before = self._state.current_frame_id
+        results: list[TurnResult] = []
+        switches = 0
+        while True:
+            end = await self._physical(request, guard, sinks, local_cancel or [])
+            results.append(end.result)
+            if end.frame_switch is None:
+                break
+            switches += 1
+            if switches >= MAX_AGENT_FRAME_SWITCHES:
+                limit = await self._physical(
+                    TurnRequest(
+                        turn_id=f"{root}:agent-frame:{switches}",
+                        input=TurnInput(),
+                        claims=request.claims,
+                        release_lease=request.release_lease,
+                    ),
+                    guard,
+                    sinks,
+                    local_cancel or [],
+                    terminal=(
+                        TurnOutcome.stopped("runtime_error"),
+                        TurnIssue(
+                            kind="runtime",
+                            code="agent_frame_switch_limit",
+                            message=f"more than {MAX_AGENT_FRAME_SWITCHES} agent-frame switches",
+                        ),
+                    ),
+                )
+                results.append(limit.result)
+                break
+            claims = ClaimSet()
+            task = end.frame_switch.task or ""
+            if end.commit.enqueued_queue_batches and guard is not None and self._cfg.store:
+                ids = [b.batch_id for b in end.commit.enqueued_queue_batches]
+                claim = await self._store_call(
+                    self._cfg.store.claim_queued_work_by_batch_ids(guard.fence, "idle", ids)
+                )
+                if claim is None:
+                    raise LashRuntimeError(
+                        RuntimeErrorCode.STORE_COMMIT_FAILED,
+                        "the agent-frame hand-off batch could not be claimed",
+                    )
+                claims.queue.append(claim)
+            request = TurnRequest(
+                turn_id=f"{root}:agent-frame:{switches}",
+                input=TurnInput.text(task),
+                claims=claims,
+                release_lease=request.release_lease,
+                plugin_inputs=request.plugin_inputs,
+                max_turns=request.max_turns,
+            )
+        self._publish_commit(frame_before)
+        return results[-1]
+
+    async def _physical(
+        self,
+        request: TurnRequest,
+        guard: LeaseGuard | None,
+        sinks: list[ActivitySink],
+        local_cancel: list[CancellationEvidence],
+        terminal: tuple[TurnOutcome, TurnIssue] | None = None,
+    ) -> TurnEnd:
+        control = self._cfg.effect_host.turn_control
+        cancel_event = control.register(self.session_id, request.turn_id)
+        running = _Running(cancel_event, local_cancel)
+        self._running[request.turn_id] = running
+        if guard is not None and guard.lost:
+            cancel_event.set()
+        emitter = Emitter(
+            self.session_id,
+            request.turn_id,
+            sinks,
+            self._cfg.live_replay,
+            lambda: self._state.head_revision,
+        )
+        turn = PhysicalTurn(
+            config=self._cfg,
+            state=self._state,
+            plugins=self._plugins,
+            tools=self._tools,
+            request=request,
+            guard=guard,
+            emitter=emitter,
+            cancel_event=cancel_event,
+            local_cancel=local_cancel,
+        )
+        try:
+            if terminal is not None:
+                return await turn._finish(terminal[0], (terminal[1],), ())
+            return await turn.run()
+        except LashRuntimeError as err:
+            if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_LEASE_LOST) and self._cfg.store:
+                await self._abandon(request.claims)
+            raise
+        finally:
+            self._running.pop(request.turn_id, None)
+
+    async def _abandon(self, claims: ClaimSet) -> None:
+        store = self._cfg.store
+        if store is None:
+            return
+        for claim in claims.turn_inputs:
+            with contextlib.suppress(StoreError):
+                await store.abandon_turn_input_claim(
+                    self.session_id, claim.claim_id, claim.lease_token
+                )
+        for qclaim in claims.queue:
+            with contextlib.suppress(StoreError):
+                await store.abandon_queued_work_claim(
+                    self.session_id, qclaim.claim_id, qclaim.lease_token
+                )
+        claims.clear()
+
+    async def _store_call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except StoreError as err:
+            raise err.to_runtime_error() from err
+
+    def _publish_commit(self, frame_before: str) -> None:
+        replay = self._cfg.live_replay
+        try:
+            view = self._state.read_view()
+            if view.current_agent_frame_id != frame_before:
+                replay.append(
+                    self.session_id,
+                    view.revision,
+                    "agent_frame_switched",
+                    frame_id=view.current_agent_frame_id,
+                )
+            replay.append(self.session_id, view.revision, "committed", read_view=view)
+        except Exception:
+            log.exception("publishing the commit to live replay failed")
+
+    # --- cancellation ---------------------------------------------------------------------
+
+    def _cancel_local(
+        self, turn_id: str, local_cancel: list[CancellationEvidence], reason: str | None
+    ) -> None:
+        if not local_cancel:
+            local_cancel.append(
+                CancellationEvidence(
+                    request_id=f"internal:{turn_id}",
+                    origin="local",
+                    reason=reason,
+                    requested_at_ms=self._cfg.clock.now_ms(),
+                )
+            )
+        running = self._running.get(turn_id)
+        if running is not None:
+            running.cancel_event.set()
+
+    async def request_turn_cancel(
+        self,
+        turn_id: str,
+        request_id: str,
+        *,
+        origin: str | None = None,
+        reason: str | None = None,
+    ) -> Any:
+        """Ask a running turn of this session to stop; first writer wins (see ``CancelReceipt``)."""
+        require_id(turn_id, "turn id")
+        require_id(request_id, "cancel request id")
+        evidence = CancellationEvidence(
+            request_id=request_id,
+            origin=origin,
+            reason=reason,
+            requested_at_ms=self._cfg.clock.now_ms(),
+        )
+        return self._cfg.effect_host.turn_control.request_cancel(self.session_id, turn_id, evidence)
+
+    def cancel_running_turns(self, reason: str | None = None) -> int:
+        """Cancel every turn started through this handle; returns how many."""
+        for turn_id, running in list(self._running.items()):
+            self._cancel_local(turn_id, running.local_cancel, reason)
+        return len(self._running)
+
+    # --- ingress --------------------------------------------------------------------------
+
+    def _require_store(self, what: str) -> Any:
+        store = self._cfg.store
+        if store is None:
+            raise LashRuntimeError(
+                RuntimeErrorCode.STORE_COMMIT_FAILED, f"{what} requires a persistent runtime store"
+            )
+        return store
+
+    async def enqueue(
+        self,
+        turn_input: str | TurnInput,
+        *,
+        source_key: str | None = None,
+        input_id: str | None = None,
+        ingress: TurnInputIngress | None = None,
+        plugin_inputs: dict[str, Any] | None = None,
+    ) -> PendingTurnInput:
+        """Admit input for a later turn (``NextTurn``) or the running one (``active_turn``)."""
+        return await self._core.enqueue_turn_input(
+            self.session_id,
+            turn_input,
+            source_key=source_key,
+            input_id=input_id,
+            ingress=ingress,
+            plugin_inputs=plugin_inputs,
+        )
+
+    async def pending_inputs(self) -> list[PendingTurnInput]:
+        """Inputs waiting for a turn (not live-claimed), in order."""
+        store = self._require_store("pending input")
+        result: list[PendingTurnInput] = await self._store_call(
+            store.list_pending_turn_inputs(self.session_id)
+        )
+        return result
+
+    async def cancel_pending(self, input_id: str) -> CancelOutcome:
+        """Cancel one pending input (by id)."""
+        store = self._require_store("pending input")
+        outcomes: list[CancelOutcome] = await self._store_call(
+            store.cancel_pending_turn_inputs(self.session_id, [CancelTarget(input_id=input_id)])
+        )
+        self._publish_queue("cancelled", (input_id,))
+        return outcomes[0]
+
+    async def cancel_pending_by_source_key(self, source_key: str) -> CancelOutcome:
+        """Cancel one pending input (by source key)."""
+        store = self._require_store("pending input")
+        outcomes: list[CancelOutcome] = await self._store_call(
+            store.cancel_pending_turn_inputs(self.session_id, [CancelTarget(source_key=source_key)])
+        )
+        return outcomes[0]
+
+    async def cancel_pending_suffix(self, anchor_input_id: str) -> SuffixCancelResult:
+        """Cancel an input and every later one."""
+        store = self._require_store("pending input")
+        result: SuffixCancelResult = await self._store_call(
+            store.cancel_pending_turn_input_suffix(
+                self.session_id, CancelTarget(input_id=anchor_input_id)
+            )
+        )
+        return result
+
+    async def queued_work(self) -> list[QueuedWorkBatch]:
+        """Queued work batches (claimed or not)."""
+        store = self._require_store("queued work")
+        result: list[QueuedWorkBatch] = await self._store_call(
+            store.list_queued_work(self.session_id)
+        )
+        return result
+
+    async def submit_command(
+        self, command: str, *, reason: str = "", idempotency_key: str | None = None
+    ) -> QueuedWorkBatch:
+        """Queue a session command (``refresh_tool_catalog`` or ``reset_session``)."""
+        store = self._require_store("session commands")
+        key = idempotency_key or new_id()
+        require_id(key, "command idempotency key")
+        draft = QueuedWorkBatchDraft(
+            session_id=self.session_id,
+            payloads=(SessionCommand(command=command, reason=reason),),  # type: ignore[arg-type]
+            source_key=f"command:{command}:{key}",
+            delivery_policy="after_current_turn_commit",
+            slot_policy="exclusive",
+        )
+        batch: QueuedWorkBatch = await self._store_call(store.enqueue_queued_work(draft))
+        self._publish_queue("enqueued", (batch.batch_id,))
+        return batch
+
+    def _publish_queue(self, change: str, ids: tuple[str, ...]) -> None:
+        try:
+            self._cfg.live_replay.append(
+                self.session_id, self._state.head_revision, "queue_changed", change=change, ids=ids
+            )
+        except Exception:
+            log.exception("publishing a queue change failed")
+
+    async def process_pending(self) -> list[TurnResult]:
+        """Run pending input and queued work as turns until the session is idle."""
+        self._check_open()
+        store = self._require_store("processing pending work")
+        self._check_tiers()
+        results: list[TurnResult] = []
+        async with self._lock:
+            guard = await self._acquire()
+            assert guard is not None
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                while True:
+                    if await self._commands_first(store):
+                        if await self._drain_commands(guard):
+                            continue
+                    claim: TurnInputClaim | None = await self._store_call(
+                        store.claim_next_turn_inputs(guard.fence)
+                    )
+                    if claim is not None:
+                        results.append(await self._run_claimed_inputs(claim, guard))
+                        continue
+                    qclaim = await self._store_call(
+                        store.claim_ready_queued_work(guard.fence, "idle")
+                    )
+                    if qclaim is not None:
+                        turn_id = new_id()
+                        emitter = Emitter(
+                            self.session_id,
+                            turn_id,
+                            [],
+                            self._cfg.live_replay,
+                            lambda: self._state.head_revision,
+                        )
+                        await emitter.emit(
+                            QueuedWorkStarted(boundary="idle", batch_ids=qclaim.batch_ids)
+                        )
+                        causes = tuple(render_causes(qclaim, turn_id))
+                        request = TurnRequest(
+                            turn_id=turn_id,
+                            input=TurnInput(),
+                            claims=ClaimSet(queue=[qclaim]),
+                            release_lease=False,
+                            causes=causes,
+                        )
+                        results.append(await self._drive(request, guard, []))
+                        continue
+                    if await self._drain_commands(guard):
+                        continue
+                    break
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+        return results
+
+    async def _run_claimed_inputs(self, claim: TurnInputClaim, guard: LeaseGuard) -> TurnResult:
+        items: list[Any] = []
+        options: dict[str, Any] | None = None
+        trace: str | None = None
+        for pending in claim.inputs:
+            items.extend(pending.input.items)
+            if options is None and pending.input.protocol_turn_options is not None:
+                options = pending.input.protocol_turn_options
+            if trace is None and pending.input.trace_turn_id is not None:
+                trace = pending.input.trace_turn_id
+        merged = TurnInput(items=tuple(items), protocol_turn_options=options, trace_turn_id=trace)
+        request = TurnRequest(
+            turn_id=trace or new_id(),
+            input=merged,
+            claims=ClaimSet(turn_inputs=[claim]),
+            release_lease=False,
+        )
+        return await self._drive(request, guard, [])
+
+    async def _commands_first(self, store: Any) -> bool:
+        batches: list[QueuedWorkBatch] = await self._store_call(
+            store.list_pending_queued_work(self.session_id)
+        )
+        commands = [b for b in batches if b.work_class == "session_command"]
+        if not commands:
+            return False
+        inputs: list[PendingTurnInput] = await self._store_call(
+            store.list_pending_turn_inputs(self.session_id)
+        )
+        next_turn = [i for i in inputs if i.state == "deferred_next_turn"]
+        if not next_turn:
+            return True
+        return min(b.enqueued_at_ms for b in commands) < min(i.enqueued_at_ms for i in next_turn)
+
+    async def _drain_commands(self, guard: LeaseGuard | None) -> bool:
+        """Apply every leading session command, each in its own commit."""
+        store = self._cfg.store
+        if store is None or guard is None:
+            return False
+        drained = False
+        while True:
+            claim = await self._store_call(store.claim_leading_session_command(guard.fence))
+            if claim is None:
+                return drained
+            drained = True
+            state = self._state
+            graph: Any = GraphUnchanged(leaf_node_id=state.graph.leaf_node_id)
+            checkpoint = state.checkpoint
+            frames = tuple(state.agent_frames)
+            current = state.current_frame_id
+            reset = any(
+                isinstance(item.payload, SessionCommand) and item.payload.command == "reset_session"
+                for batch in claim.batches
+                for item in batch.items
+            )
+            if reset:
+                graph = GraphReplaceFull(nodes=(), leaf_node_id=None)
+                checkpoint = SessionCheckpoint(turn_index=state.turn_index)
+                frames = (
+                    AgentFrameRecord(
+                        frame_id=initial_frame_id(self.session_id),
+                        session_id=self.session_id,
+                        reason="initial",
+                    ),
+                )
+                current = frames[0].frame_id
+            commit = RuntimeCommit(
+                session_id=self.session_id,
+                graph=graph,
+                checkpoint=checkpoint,
+                config=state.config,
+                expected_head_revision=state.head_revision,
+                lease=guard.fence,
+                agent_frames=frames,
+                current_agent_frame_id=current,
+                completed_queue_claims=(
+                    QueueClaimCompletion(
+                        claim_id=claim.claim_id,
+                        lease_token=claim.lease_token,
+                        batch_ids=claim.batch_ids,
+                    ),
+                ),
+            )
+            result = await self._store_call(store.commit(commit))
+            if reset:
+                self._state = SessionState(self.session_id, head_revision=result.head_revision)
+                self._state.checkpoint = checkpoint
+            else:
+                self._state.head_revision = result.head_revision
+            self._state.lease_generation = guard.generation
+
+    # --- observation ----------------------------------------------------------------------
+
+    async def read_view(self) -> SessionReadView:
+        """The committed transcript (reloaded from the store when there is one)."""
+        store = self._cfg.store
+        if store is not None and not self._lock.locked():
+            persisted = await self._store_call(store.load_session(self.session_id))
+            if persisted is not None and persisted.head_revision != self._state.head_revision:
+                fresh = SessionState.from_persisted(persisted)
+                fresh.lease_generation = None
+                self._state = fresh
+        return self._state.read_view()
+
+    async def usage_report(self) -> UsageReport:
+        """Committed usage grouped by source and model."""
+        await self.read_view()
+        return UsageReport.from_entries(self._state.ledger)
+
+    async def current_observation(self) -> SessionObservation:
+        """A fresh read view plus the cursor to resume live events from."""
+        view = await self.read_view()
+        cursor = self._cfg.live_replay.tail_cursor(self.session_id, view.revision)
+        return SessionObservation(read_view=view, cursor=cursor)
+
+    async def resume_from_cursor(
+        self, cursor: str
+    ) -> tuple[list[ObservationEvent], SessionObservation | None, LiveReplayGap | None]:
+        """Events after ``cursor``; on a gap, a fresh observation to restart from."""
+        events, gap = self._cfg.live_replay.replay_after(self.session_id, cursor)
+        if gap is None:
+            return events, None, None
+        return [], await self.current_observation(), gap
+
+    def subscribe(self, cursor: str) -> AsyncIterator[ObservationEvent | LiveReplayGap]:
+        """Replay after ``cursor`` and then follow live events."""
+        return self._cfg.live_replay.subscribe(self.session_id, cursor)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def compact(self) -> str | None:
+        """Open a compaction frame seeded by the first plugin that offers a summary.
+
+        Prior history is never rewritten; the new frame just starts a new prompt window.
+        Returns the new frame id, or ``None`` when no plugin compacts.
+        """
+        store = self._cfg.store
+        async with self._lock:
+            guard = await self._acquire()
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                ctx = CompactionContext(
+                    self.session_id, self._state.graph, self._state.prompt_history()
+                )
+                seeds: Sequence[Message] = ()
+                for plugin in self._plugins:
+                    seeds = await plugin.compact_context(ctx)
+                    if seeds:
+                        break
+                if not seeds:
+                    return None
+                state = self._state
+                now = self._cfg.clock.now_ms()
+                frame_id = f"{self.session_id}:frame:compaction:{new_id()}"
+                frames = (
+                    *state.agent_frames,
+                    AgentFrameRecord(
+                        frame_id=frame_id,
+                        session_id=self.session_id,
+                        reason="compaction",
+                        previous_frame_id=state.current_frame_id,
+                        created_at_ms=now,
+                    ),
+                )
+                parent = state.graph.leaf_node_id
+                nodes = []
+                for index, msg in enumerate(seeds):
+                    node = SessionNode(
+                        node_id=f"{frame_id}:seed{index}",
+                        parent_node_id=parent,
+                        agent_frame_id=frame_id,
+                        timestamp_ms=now,
+                        payload=MessagePayload(message=msg),
+                    )
+                    nodes.append(node)
+                    parent = node.node_id
+                if store is not None and guard is not None:
+                    result = await self._store_call(
+                        store.commit(
+                            RuntimeCommit(
+                                session_id=self.session_id,
+                                graph=GraphAppend(nodes=tuple(nodes), leaf_node_id=parent),
+                                checkpoint=state.checkpoint,
+                                config=state.config,
+                                expected_head_revision=state.head_revision,
+                                lease=guard.fence,
+                                release_lease=True,
+                                agent_frames=frames,
+                                current_agent_frame_id=frame_id,
+                            )
+                        )
+                    )
+                    guard.mark_released()
+                    state.head_revision = result.head_revision
+                    state.lease_generation = guard.generation
+                for node in nodes:
+                    state.graph.append(node)
+                state.graph.mark_committed()
+                state.agent_frames = list(frames)
+                before = state.current_frame_id
+                state.current_frame_id = frame_id
+                self._publish_commit(before)
+                return frame_id
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+
+    async def park(self) -> ParkedSession:
+        """Drop this handle's runtime state; reopen later with ``core.resume(parked)``."""
+        self._require_store("parking a session")
+        if self._running or self._lock.locked():
+            raise EmbedError(
+                "session_still_in_use", f"session {self.session_id} has a turn in flight"
+            )
+        self._closed = True
+        return ParkedSession(self.session_id)
+
+    async def close(self) -> None:
+        """Close this handle (committed state stays in the store)."""
+        if self._running or self._lock.locked():
+            raise EmbedError(
+                "session_still_in_use", f"session {self.session_id} has a turn in flight"
+            )
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"LashSession({self.session_id!r}, revision={self._state.head_revision})"
