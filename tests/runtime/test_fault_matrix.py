@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ast
 import enum
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from lash.stores.memory import MemoryStore
 from lash.testing.scenarios import (
     RUNTIME_SCENARIO_COVERAGE,
     ScenarioReport,
-    StoreFactory,
     dead_local_holder,
     run_scenario,
     scenario_coverage,
@@ -381,8 +381,11 @@ def test_store_level_rows_are_tests_in_this_file() -> None:
 
 # --- store-level rows ----------------------------------------------------------------------
 
-STORE_FACTORIES: dict[str, StoreFactory] = {
-    "memory": lambda clock: MemoryStore(clock=clock),
+BackendFactory = Callable[[ManualClock, Path], SessionStore | Awaitable[SessionStore]]
+"""Builds a fresh store on the clock, keeping any files under the directory."""
+
+STORE_FACTORIES: dict[str, BackendFactory] = {
+    "memory": lambda clock, _directory: MemoryStore(clock=clock),
 }
 """Backends the store-level rows run on (SQLite and Postgres join as they land)."""
 
@@ -395,10 +398,13 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[SessionStore]:
-    built = STORE_FACTORIES[request.param](clock)
-    yield built
-    await built.aclose()
+async def store(
+    request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path
+) -> AsyncIterator[SessionStore]:
+    built = STORE_FACTORIES[request.param](clock, tmp_path)
+    opened = await built if inspect.isawaitable(built) else built
+    yield opened
+    await opened.aclose()
 
 
 async def _acquire(

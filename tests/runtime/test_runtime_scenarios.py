@@ -9,7 +9,8 @@ harness bug that skipped a check would still be caught. Every test runs on each 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -39,26 +40,30 @@ from lash.testing.scenarios import (
     ScenarioFailure,
     ScenarioReport,
     StaleQueueCompletion,
-    StoreFactory,
     TurnWorkClaim,
     phase_order_is_valid,
     run_scenario,
+    run_scenario_on,
     scenario_coverage,
     validate_phase_order,
 )
 from lash.types import PendingTurnInputDraft, TurnInput
 
-STORE_FACTORIES: dict[str, StoreFactory] = {
-    "memory": lambda clock: MemoryStore(clock=clock),
+BackendFactory = Callable[[ManualClock, Path], SessionStore | Awaitable[SessionStore]]
+"""Builds a fresh store on the clock, keeping any files under the directory."""
+
+STORE_FACTORIES: dict[str, BackendFactory] = {
+    "memory": lambda clock, _directory: MemoryStore(clock=clock),
 }
 """Backends every scenario runs on (SQLite and Postgres join as they land)."""
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
-    built = STORE_FACTORIES[request.param](ManualClock())
-    yield built
-    await built.aclose()
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
+    built = STORE_FACTORIES[request.param](ManualClock(), tmp_path)
+    opened = await built if inspect.isawaitable(built) else built
+    yield opened
+    await opened.aclose()
 
 
 async def _run(test_name: str, store: SessionStore) -> ScenarioReport:
@@ -241,6 +246,28 @@ async def test_scenario_evidence_covers_every_required_kind(store: SessionStore)
     for coverage in RUNTIME_SCENARIO_COVERAGE:
         seen |= (await run_scenario(coverage.scenario, store)).evidence
     assert seen == set(EVIDENCE_KINDS)
+
+
+async def test_run_scenario_on_opens_a_fresh_store_and_closes_it() -> None:
+    opened: list[MemoryStore] = []
+    closed: list[MemoryStore] = []
+
+    class Tracking(MemoryStore):
+        async def aclose(self) -> None:
+            closed.append(self)
+            await super().aclose()
+
+    async def open_store(clock: ManualClock) -> SessionStore:
+        opened.append(Tracking(clock=clock))
+        return opened[-1]
+
+    scenario = scenario_coverage(
+        "runtime_scenario_command_only_queue_drain_completes_without_turn_work"
+    ).scenario
+    first = await run_scenario_on(scenario, open_store)
+    second = await run_scenario_on(scenario, open_store)  # a reused store would find no command
+    assert first.lease_released and second.lease_released
+    assert len(opened) == 2 and closed == opened
 
 
 # --- validation and failure reporting ------------------------------------------------------

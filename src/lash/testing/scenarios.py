@@ -20,6 +20,7 @@ store can run them: ``await run_scenario(scenario, MyStore(...))``.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -112,8 +113,8 @@ claimed, a stale worker write the store rejected, and a session-lease decision (
 reclaim, release) taken on store time."""
 
 WorkClass = Literal["turn_work", "session_command"]
-StoreFactory: TypeAlias = Callable[[ManualClock], SessionStore]
-"""Builds a fresh, empty store reading the given clock (one per scenario run)."""
+StoreFactory: TypeAlias = Callable[[ManualClock], SessionStore | Awaitable[SessionStore]]
+"""Builds (or asynchronously opens) a fresh, empty store reading the given clock."""
 
 SCENARIO_LEASE_TTL_MS = 60_000
 _CLAIM_LIMIT = 10
@@ -571,7 +572,7 @@ class _Run:
         self.evidence.add("lease_time")
         return claim.lease
 
-    def fence_owner(self) -> SessionLease:
+    def held_lease(self) -> SessionLease:
         if self.lease is None:
             self.fail("no session lease is held")
         return self.lease
@@ -948,7 +949,7 @@ class _Run:
     async def commit_after_release(self) -> None:
         if not self.released:
             await self.final_commit(Commit())
-        lease = self.fence_owner()
+        lease = self.held_lease()
         before = await self.head()
         self.turn_index += 1
         await self.expect_store_error(
@@ -1024,7 +1025,8 @@ async def run_scenario_on(
     scenario: RuntimeScenario, factory: StoreFactory, clock: ManualClock | None = None
 ) -> ScenarioReport:
     """Run ``scenario`` on a fresh store from ``factory`` and close the store afterwards."""
-    store = factory(clock if clock is not None else ManualClock())
+    built = factory(clock if clock is not None else ManualClock())
+    store = await built if inspect.isawaitable(built) else built
     try:
         return await run_scenario(scenario, store)
     finally:
