@@ -1,0 +1,348 @@
+"""Attachments for the SQLite store: file blobs beside the database, references inside it.
+
+Layer 1 (ADR 0028) is a content-addressed directory, ``<root>/sha256/<first2>/<hash>``,
+written crash-safely (unique staging file, fsync, rename, fsync of the directory). Layer 2,
+the per-session reference manifest, is a table in the database, so a session reads a blob
+only through a reference it holds: guessing another session's hash gets ``not_found``.
+Layer 3 is :meth:`SqliteAttachmentStore.sweep_unreferenced`, which the host schedules.
+
+Blob modification times are stamped from the store's injected clock (also on a dedup hit),
+so the sweep's grace period and a test's manual clock agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lash.errors import StoreError, StoreErrorKind
+from lash.stores.base import BlobInfo, DurabilityTier, SweepReport
+from lash.stores.sqlite._errors import translate_os
+from lash.types import AttachmentRef
+
+if TYPE_CHECKING:
+    from lash.stores.sqlite.store import SqliteStore
+
+__all__ = ["SqliteAttachmentStore", "SqliteProcessEnvStore"]
+
+_STAGING_SUFFIX = ".staging"
+
+_RECORD_INTENT = """
+INSERT INTO attachment_refs (session_id, attachment_id, canonical_uri, intent_at_ms,
+                             committed_at_ms, owner_kind, owner_id)
+VALUES (?, ?, ?, ?, NULL, ?, ?)
+ON CONFLICT (session_id, attachment_id) DO UPDATE SET
+    canonical_uri = excluded.canonical_uri,
+    intent_at_ms = excluded.intent_at_ms,
+    owner_kind = excluded.owner_kind,
+    owner_id = excluded.owner_id
+"""
+# An uncommitted intent may be forgotten once aged past the cutoff when it has no owner, or
+# when its owning turn has been superseded by a later committed turn of the same session.
+# Process-owned intents stay: the registry that could prove the process gone is not wired in.
+_FORGETTABLE = """
+r.committed_at_ms IS NULL AND r.intent_at_ms <= :cutoff AND (
+    r.owner_kind IS NULL OR (
+        r.owner_kind = 'turn' AND EXISTS (
+            SELECT 1 FROM turn_commits AS t
+            WHERE t.session_id = r.session_id AND t.turn_id <> r.owner_id
+              AND t.committed_at_ms > r.intent_at_ms
+        )
+    )
+)
+"""
+_FORGET_AGED = f"DELETE FROM attachment_refs AS r WHERE {_FORGETTABLE}"
+_HAS_LIVE_REF = (
+    f"SELECT 1 FROM attachment_refs AS r WHERE r.attachment_id = :id AND NOT ({_FORGETTABLE}) "
+    "LIMIT 1"
+)
+
+
+def _not_found(session_id: str, attachment_id: str) -> StoreError:
+    return StoreError(
+        StoreErrorKind.NOT_FOUND,
+        f"session {session_id!r} holds no attachment {attachment_id!r}",
+        session_id=session_id,
+        attachment_id=attachment_id,
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_blob_id(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+class SqliteAttachmentStore:
+    """Content-addressed file blobs plus the per-session manifest in the store's database."""
+
+    def __init__(self, store: SqliteStore, root: Path | None) -> None:
+        self._store = store
+        self._root = root
+
+    @property
+    def tier(self) -> DurabilityTier:
+        """Durable: blobs and references survive the process."""
+        return DurabilityTier.DURABLE
+
+    @property
+    def root(self) -> Path | None:
+        """The blob directory (``None`` for an in-memory database without one)."""
+        return self._root
+
+    def _require_root(self) -> Path:
+        if self._root is None:
+            raise StoreError(
+                StoreErrorKind.INVALID_ARGUMENT,
+                "an in-memory SQLite store has no attachment directory; pass attachments_root",
+            )
+        return self._root
+
+    def _blob_path(self, attachment_id: str) -> Path:
+        if not _is_blob_id(attachment_id):
+            raise StoreError(StoreErrorKind.NOT_FOUND, f"{attachment_id!r} is not an attachment id")
+        return self._require_root() / "sha256" / attachment_id[:2] / attachment_id
+
+    # --- layer 1: blob files (blocking; called through asyncio.to_thread) ----------------
+
+    def _write_blob(self, attachment_id: str, data: bytes, stamp_ms: int) -> None:
+        path = self._blob_path(attachment_id)
+        stamp = (stamp_ms * 1_000_000, stamp_ms * 1_000_000)
+        try:
+            if path.is_file() and path.stat().st_size == len(data):
+                os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
+                return
+            shard = path.parent
+            if not shard.is_dir():
+                shard.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(shard.parent)
+                _fsync_dir(shard.parent.parent)
+            staging = shard / f".{attachment_id}.{uuid.uuid4().hex}{_STAGING_SUFFIX}"
+            try:
+                with open(staging, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.utime(staging, ns=stamp)
+                os.replace(staging, path)
+            except BaseException:
+                staging.unlink(missing_ok=True)
+                raise
+            _fsync_dir(shard)
+        except OSError as exc:
+            raise translate_os(exc, f"writing attachment {attachment_id}") from exc
+
+    def _read_blob(self, session_id: str, attachment_id: str) -> bytes:
+        try:
+            return self._blob_path(attachment_id).read_bytes()
+        except FileNotFoundError:
+            raise _not_found(session_id, attachment_id) from None
+        except OSError as exc:
+            raise translate_os(exc, f"reading attachment {attachment_id}") from exc
+
+    def _scan_blobs(self) -> list[BlobInfo]:
+        base = self._require_root() / "sha256"
+        out: list[BlobInfo] = []
+        try:
+            shards = sorted(os.scandir(base), key=lambda e: e.name)
+        except FileNotFoundError:
+            return out
+        except OSError as exc:
+            raise translate_os(exc, "listing attachments") from exc
+        for shard in shards:
+            if not shard.is_dir():
+                continue
+            for entry in sorted(os.scandir(shard.path), key=lambda e: e.name):
+                if not _is_blob_id(entry.name) or not entry.is_file():
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                out.append(
+                    BlobInfo(
+                        id=entry.name,
+                        byte_len=st.st_size,
+                        last_modified_ms=st.st_mtime_ns // 1_000_000,
+                    )
+                )
+        return out
+
+    def _blob_mtime_ms(self, attachment_id: str) -> int | None:
+        try:
+            return self._blob_path(attachment_id).stat().st_mtime_ns // 1_000_000
+        except FileNotFoundError:
+            return None
+
+    def _delete_blob(self, attachment_id: str) -> None:
+        self._blob_path(attachment_id).unlink(missing_ok=True)
+
+    # --- the facet -----------------------------------------------------------------------
+
+    async def put(
+        self,
+        session_id: str,
+        data: bytes,
+        media_type: str,
+        *,
+        label: str | None = None,
+        owner_turn_id: str | None = None,
+    ) -> AttachmentRef:
+        """Record the session's intent first (write-ahead), then store the bytes."""
+        self._require_root()
+        attachment_id = hashlib.sha256(data).hexdigest()
+        ref = AttachmentRef(
+            id=attachment_id, media_type=media_type, byte_len=len(data), label=label
+        )
+        owner_kind = "turn" if owner_turn_id is not None else None
+
+        def record(conn: sqlite3.Connection, now: int) -> int:
+            conn.execute(
+                _RECORD_INTENT,
+                (session_id, attachment_id, ref.uri, now, owner_kind, owner_turn_id),
+            )
+            return now
+
+        stamp = await self._store._run_write(record)
+        await asyncio.to_thread(self._write_blob, attachment_id, data, stamp)
+        return ref
+
+    async def get(self, session_id: str, attachment_id: str) -> bytes:
+        """The bytes, only if this session holds a reference (``not_found`` otherwise)."""
+        if not await self.holds_ref(session_id, attachment_id):
+            raise _not_found(session_id, attachment_id)
+        return await asyncio.to_thread(self._read_blob, session_id, attachment_id)
+
+    async def holds_ref(self, session_id: str, attachment_id: str) -> bool:
+        """Whether the session references the blob (intent or committed)."""
+
+        def probe(conn: sqlite3.Connection, now: int) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM attachment_refs WHERE session_id = ? AND attachment_id = ?",
+                (session_id, attachment_id),
+            ).fetchone()
+            return row is not None
+
+        return await self._store._run_read(probe)
+
+    async def commit_refs(self, session_id: str, attachment_ids: Sequence[str]) -> None:
+        """Stamp existing references as committed (update-only: never creates one)."""
+        ids = list(attachment_ids)
+
+        def stamp(conn: sqlite3.Connection, now: int) -> None:
+            conn.executemany(
+                "UPDATE attachment_refs SET committed_at_ms = COALESCE(committed_at_ms, ?) "
+                "WHERE session_id = ? AND attachment_id = ?",
+                [(now, session_id, a) for a in ids],
+            )
+
+        await self._store._run_write(stamp)
+
+    async def forget(self, session_id: str, attachment_id: str) -> None:
+        """Drop the session's reference (the blob stays until a sweep)."""
+        await self._store._run_write(
+            lambda conn, now: conn.execute(
+                "DELETE FROM attachment_refs WHERE session_id = ? AND attachment_id = ?",
+                (session_id, attachment_id),
+            )
+        )
+
+    async def list_blobs(self) -> list[BlobInfo]:
+        """Every stored blob, by id."""
+        return await asyncio.to_thread(self._scan_blobs)
+
+    async def sweep_unreferenced(self, grace_ms: int = 0) -> SweepReport:
+        """Delete blobs no session references, sparing anything touched within ``grace_ms``.
+
+        First forgets aged, ownerless (or superseded-turn) uncommitted intents in one
+        statement; then, per unreferenced blob, re-checks freshness and references right
+        before deleting, so a concurrent ``put`` that refreshed either is spared.
+        """
+        if grace_ms < 0:
+            raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "grace_ms must be >= 0")
+
+        def reconcile(conn: sqlite3.Connection, now: int) -> tuple[int, set[str]]:
+            cutoff = now - grace_ms
+            conn.execute(_FORGET_AGED, {"cutoff": cutoff})
+            live = {
+                r[0] for r in conn.execute("SELECT DISTINCT attachment_id FROM attachment_refs")
+            }
+            return cutoff, live
+
+        cutoff, live = await self._store._run_write(reconcile)
+        blobs = await self.list_blobs()
+        reclaimed = 0
+        failed: list[str] = []
+        for blob in blobs:
+            if blob.id in live:
+                continue
+            if blob.last_modified_ms is not None and blob.last_modified_ms > cutoff:
+                continue
+            try:
+                mtime = await asyncio.to_thread(self._blob_mtime_ms, blob.id)
+                if mtime is None or mtime > cutoff:
+                    continue
+                if await self._has_live_ref(blob.id, cutoff):
+                    continue
+                await asyncio.to_thread(self._delete_blob, blob.id)
+            except (OSError, StoreError):
+                failed.append(blob.id)
+                continue
+            reclaimed += 1
+        return SweepReport(
+            scanned_blob_count=len(blobs), reclaimed_count=reclaimed, failed_ids=tuple(failed)
+        )
+
+    async def _has_live_ref(self, attachment_id: str, cutoff: int) -> bool:
+        def probe(conn: sqlite3.Connection, now: int) -> bool:
+            row = conn.execute(_HAS_LIVE_REF, {"id": attachment_id, "cutoff": cutoff}).fetchone()
+            return row is not None
+
+        return await self._store._run_read(probe)
+
+
+class SqliteProcessEnvStore:
+    """Process execution environments as rows of the store's database."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    @property
+    def tier(self) -> DurabilityTier:
+        """Durable."""
+        return DurabilityTier.DURABLE
+
+    async def put_env(self, env_ref: str, data: bytes) -> None:
+        """Store (overwrite) an env."""
+        payload = bytes(data)
+        await self._store._run_write(
+            lambda conn, now: conn.execute(
+                "INSERT INTO process_envs (env_ref, data, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (env_ref) DO UPDATE SET data = excluded.data, "
+                "updated_at_ms = excluded.updated_at_ms",
+                (env_ref, payload, now),
+            )
+        )
+
+    async def get_env(self, env_ref: str) -> bytes | None:
+        """An env, if stored."""
+
+        def read(conn: sqlite3.Connection, now: int) -> bytes | None:
+            row = conn.execute(
+                "SELECT data FROM process_envs WHERE env_ref = ?", (env_ref,)
+            ).fetchone()
+            return bytes(row[0]) if row is not None else None
+
+        return await self._store._run_read(read)
