@@ -191,9 +191,7 @@ class LashSession:
                 RuntimeErrorCode.SESSION_EXECUTION_BUSY,
                 f"session {self.session_id} is being run by {who}",
             )
-        guard = LeaseGuard(
-            store, lease, timings, on_lost=self._on_lease_lost, sleep=self._cfg.sleep
-        )
+        guard = LeaseGuard(store, lease, timings, on_lost=self._on_lease_lost)
         guard.start()
         return guard
 
@@ -284,7 +282,9 @@ class LashSession:
         results: list[TurnResult] = []
         switches = 0
         while True:
-            end = await self._physical(request, guard, sinks, local_cancel or [])
+            end = await self._physical(
+                request, guard, sinks, local_cancel if local_cancel is not None else []
+            )
             results.append(end.result)
             if end.frame_switch is None:
                 break
@@ -299,7 +299,7 @@ class LashSession:
                     ),
                     guard,
                     sinks,
-                    local_cancel or [],
+                    local_cancel if local_cancel is not None else [],
                     terminal=(
                         TurnOutcome.stopped("runtime_error"),
                         TurnIssue(
