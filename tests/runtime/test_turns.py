@@ -220,9 +220,8 @@ async def test_cancel_while_streaming_commits_no_partial_text(make_core: Any) ->
         if activity.type == "assistant_prose_delta":
             got_delta.set()
 
-    handle = session.turn("go").start()
-    # attach the sink through the stream API instead: use request_turn_cancel externally
-    await asyncio.sleep(0.05)
+    handle = session.turn("go").on_event(sink).start()
+    await asyncio.wait_for(got_delta.wait(), 5)
     receipt = await session.request_turn_cancel(handle.turn_id, "req-1", origin="test")
     assert receipt.outcome == "requested"
     result = await handle.result()
@@ -235,7 +234,8 @@ async def test_cancel_while_streaming_commits_no_partial_text(make_core: Any) ->
     assert again.outcome == "already_requested"
     follow = await session.turn("again").run()
     assert follow.assistant_text == "fresh"
-    del seen, got_delta, sink
+    kinds = [a.type for a in seen]
+    assert "model_attempt_reset" in kinds  # observers retract the unfinished prose
 
 
 async def test_cancel_after_completion_reports_completion_won(make_core: Any) -> None:
