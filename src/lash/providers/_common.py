@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from lash.providers._classify import first_header, stream_failure, transport_failure
 from lash.providers._sse import SseDecodeError, SseDecoder
 from lash.providers.base import ProviderError
@@ -32,6 +30,7 @@ __all__ = [
     "PartsBuilder",
     "evidence",
     "int_or_zero",
+    "is_http_error",
     "iter_payloads",
     "merge_usage",
     "new_call_id",
@@ -131,7 +130,7 @@ def evidence(
     )
 
 
-def request_id_of(headers: httpx.Headers) -> str | None:
+def request_id_of(headers: Any) -> str | None:
     """The provider's request id header (the first, when it is repeated)."""
     for name in ("x-request-id", "request-id", "x-goog-request-id"):
         value = first_header(headers, name)
@@ -248,9 +247,15 @@ class PartsBuilder:
         return not self.build()
 
 
-async def iter_payloads(
-    response: httpx.Response, *, request_id: str | None = None
-) -> AsyncIterator[str]:
+def is_http_error(exc: BaseException) -> bool:
+    """True for an exception raised by httpx or its fork httpx2 (the SDKs use either)."""
+    return any(
+        cls.__module__.split(".")[0] in ("httpx", "httpx2") and cls.__name__ == "HTTPError"
+        for cls in type(exc).__mro__
+    )
+
+
+async def iter_payloads(response: Any, *, request_id: str | None = None) -> AsyncIterator[str]:
     """Yield the data payloads of an SSE body, or the whole body when it is plain JSON.
 
     Transport failures mid-body and undecodable bytes raise ``ProviderError`` (kind ``stream``
@@ -273,7 +278,9 @@ async def iter_payloads(
                 str(err), code="stream_decode_error", raw=repr(err.raw), request_id=request_id
             )
         ) from err
-    except httpx.HTTPError as err:
+    except Exception as err:
+        if not is_http_error(err):
+            raise
         failure = transport_failure(err, request_id=request_id)
         pending = decoder.pending if sse else bytes(buffered).decode("utf-8", errors="replace")
         if pending:

@@ -6,7 +6,7 @@ start a response, send raw chunks or SSE events, end, disconnect, time out, fail
 HTTP error or a transport error. Two players run the same scripts:
 
 * :class:`ScriptedTransport`, an ``httpx.AsyncBaseTransport`` handed to the real SDK client
-  (no sockets at all), and
+  (no sockets at all; it also serves ``httpx2`` clients, which some SDKs require), and
 * :class:`WireServer`, an asyncio HTTP/1.1 server on 127.0.0.1 that a real adapter reaches
   through ``base_url`` (real sockets, real chunked framing, real disconnects).
 
@@ -28,6 +28,11 @@ from typing import Any, Literal
 
 import httpx
 import msgspec
+
+try:  # the fork some SDKs (anthropic, openai) are built on; optional for the player
+    import httpx2 as _httpx2
+except ImportError:  # pragma: no cover - httpx2 ships with the provider SDKs
+    _httpx2 = None  # type: ignore[assignment]
 
 from lash.types import (
     LlmResponse,
@@ -487,15 +492,29 @@ class _Pacer:
         self._last = max(self._last, at)
 
 
-class _ScriptedBody(httpx.AsyncByteStream):
-    def __init__(
-        self, events: Sequence[TimelineEvent], request: httpx.Request, pacer: _Pacer
-    ) -> None:
+def _flavour(request: Any) -> Any:
+    """The httpx module (``httpx`` or ``httpx2``) a request belongs to."""
+    if _httpx2 is not None and isinstance(request, _httpx2.Request):
+        return _httpx2
+    return httpx
+
+
+_StreamBases: tuple[type, ...] = (httpx.AsyncByteStream,)
+_TransportBases: tuple[type, ...] = (httpx.AsyncBaseTransport,)
+if _httpx2 is not None:
+    _StreamBases += (_httpx2.AsyncByteStream,)
+    _TransportBases += (_httpx2.AsyncBaseTransport,)
+
+
+class _ScriptedBody(*_StreamBases):  # type: ignore[misc]
+    def __init__(self, events: Sequence[TimelineEvent], request: Any, pacer: _Pacer) -> None:
         self._events = events
         self._request = request
         self._pacer = pacer
+        self._mod = _flavour(request)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        mod = self._mod
         for event in self._events:
             await self._pacer.reach(event.at)
             if isinstance(event, Chunk | Sse):
@@ -505,21 +524,21 @@ class _ScriptedBody(httpx.AsyncByteStream):
             elif isinstance(event, End):
                 return
             elif isinstance(event, Disconnect):
-                raise httpx.RemoteProtocolError(
+                raise mod.RemoteProtocolError(
                     event.message or "peer closed connection mid-body", request=self._request
                 )
             elif isinstance(event, Timeout):
-                raise httpx.ReadTimeout(
+                raise mod.ReadTimeout(
                     event.message or "timed out waiting for the next chunk", request=self._request
                 )
             elif isinstance(event, TransportError):
-                raise httpx.ReadError(event.message, request=self._request)
+                raise mod.ReadError(event.message, request=self._request)
 
     async def aclose(self) -> None:
         return None
 
 
-class ScriptedTransport(httpx.AsyncBaseTransport):
+class ScriptedTransport(*_TransportBases):  # type: ignore[misc]
     """An httpx transport that answers each request with the next script.
 
     Pass it as ``httpx.AsyncClient(transport=ScriptedTransport(...))`` to an adapter's
@@ -549,7 +568,8 @@ class ScriptedTransport(httpx.AsyncBaseTransport):
             names = [s.name for s in self._queue.scripts]
             raise AssertionError(f"wire scripts never requested: {names}")
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
+        mod = _flavour(request)
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         target = request.url.raw_path.decode("ascii")
@@ -558,30 +578,30 @@ class ScriptedTransport(httpx.AsyncBaseTransport):
         for index, event in enumerate(script.timeline):
             await pacer.reach(event.at)
             if isinstance(event, ResponseStart):
-                return httpx.Response(
+                return mod.Response(
                     event.status,
                     headers=[(h.name, h.value) for h in event.headers],
                     stream=_ScriptedBody(script.timeline[index + 1 :], request, pacer),
                     request=request,
                 )
             if isinstance(event, HttpError):
-                return httpx.Response(
+                return mod.Response(
                     event.status,
                     headers=[(h.name, h.value) for h in event.headers],
                     content=event.body.encode("utf-8"),
                     request=request,
                 )
             if isinstance(event, Timeout):
-                raise httpx.ReadTimeout(
+                raise mod.ReadTimeout(
                     event.message or "timed out waiting for the response", request=request
                 )
             if isinstance(event, Disconnect):
-                raise httpx.RemoteProtocolError(
+                raise mod.RemoteProtocolError(
                     event.message or "server disconnected without a response", request=request
                 )
             if isinstance(event, TransportError):
-                raise httpx.ConnectError(event.message, request=request)
-        raise httpx.RemoteProtocolError(
+                raise mod.ConnectError(event.message, request=request)
+        raise mod.RemoteProtocolError(
             f"wire script {script.name!r} ended without a response", request=request
         )
 
