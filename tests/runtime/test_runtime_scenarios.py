@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -278,11 +279,11 @@ async def test_run_scenario_on_opens_a_fresh_store_and_closes_it() -> None:
     [
         ((), "no_phases"),
         ((Commit(), Ingress()), "release_not_last"),
-        ((Fault(CommitAfterSessionLeaseRelease()), Ingress()), "release_not_last"),
+        ((Fault(CommitAfterSessionLeaseRelease), Ingress()), "release_not_last"),
         ((Checkpoint(), Lease(ReclaimDeadHolder())), "reclaim_after_lease_claim"),
         ((Lease(ReclaimDeadHolder()), Lease(ReclaimDeadHolder())), "reclaim_after_lease_claim"),
         (
-            (LeadingCommandClaim(), Fault(StaleQueueCompletion())),
+            (LeadingCommandClaim(), Fault(StaleQueueCompletion)),
             "stale_completion_without_turn_work",
         ),
         ((NextTurnInputClaim(expect_texts=("x",)),), "misaligned_next_turn_claim"),
@@ -296,6 +297,9 @@ async def test_run_scenario_on_opens_a_fresh_store_and_closes_it() -> None:
             (Ingress(turn_inputs=(NextTurnInput("a", "one"), NextTurnInput("a", "two"))),),
             "duplicate_alias",
         ),
+        ((cast(Phase, "commit"),), "unknown_phase"),
+        ((Fault(cast(Any, "stale_queue_completion")),), "unknown_phase"),
+        ((Lease(cast(Any, ReclaimDeadHolder)),), "unknown_phase"),
     ],
 )
 def test_phase_order_validator_names_the_broken_rule(phases: tuple[Phase, ...], rule: str) -> None:
@@ -357,8 +361,8 @@ def _phase(symbol: str) -> Phase:
         "next_turn_input_claim": NextTurnInputClaim(),
         "misaligned_next_turn_input_claim": NextTurnInputClaim(expect_aliases=("one",)),
         "dead_lease_reclaim": Lease(ReclaimDeadHolder()),
-        "stale_queue_completion": Fault(StaleQueueCompletion()),
-        "released_lease_commit": Fault(CommitAfterSessionLeaseRelease()),
+        "stale_queue_completion": Fault(StaleQueueCompletion),
+        "released_lease_commit": Fault(CommitAfterSessionLeaseRelease),
         "commit": Commit(),
     }
     return phases[symbol]

@@ -20,11 +20,12 @@ store can run them: ``await run_scenario(scenario, MyStore(...))``.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal, NoReturn, TypeAlias
+from typing import Literal, NoReturn, TypeAlias, assert_never
 
 from lash.clock import ManualClock
 from lash.errors import StoreError, StoreErrorKind
@@ -68,6 +69,7 @@ __all__ = [
     "ConflictingReplay",
     "EvidenceKind",
     "Fault",
+    "FaultAction",
     "Ingress",
     "Lease",
     "LeadingCommandClaim",
@@ -125,7 +127,8 @@ class ScenarioError(ValueError):
 
     ``rule`` is a stable name of the broken rule: ``no_phases``, ``release_not_last``,
     ``reclaim_after_lease_claim``, ``stale_completion_without_turn_work``,
-    ``misaligned_next_turn_claim``, ``duplicate_alias`` or ``unknown_alias``.
+    ``misaligned_next_turn_claim``, ``duplicate_alias``, ``unknown_alias`` or
+    ``unknown_phase``.
     """
 
     def __init__(self, scenario: str, rule: str, message: str) -> None:
@@ -302,21 +305,24 @@ class Lease:
     action: ReclaimDeadHolder = field(default_factory=ReclaimDeadHolder)
 
 
-@dataclass(frozen=True, slots=True)
-class StaleQueueCompletion:
+class FaultAction(enum.Enum):
+    """The stale writes a :class:`Fault` phase injects."""
+
+    STALE_QUEUE_COMPLETION = "stale_queue_completion"
     """Complete the turn-work claim with a tampered lease token: must be superseded."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommitAfterSessionLeaseRelease:
+    COMMIT_AFTER_SESSION_LEASE_RELEASE = "commit_after_session_lease_release"
     """Commit again with the fence a final commit released: the lease must be expired."""
+
+
+StaleQueueCompletion = FaultAction.STALE_QUEUE_COMPLETION
+CommitAfterSessionLeaseRelease = FaultAction.COMMIT_AFTER_SESSION_LEASE_RELEASE
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """An injected stale write the store must reject."""
+    """An injected stale write the store must reject: ``Fault(StaleQueueCompletion)``."""
 
-    action: StaleQueueCompletion | CommitAfterSessionLeaseRelease
+    action: FaultAction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,9 +337,24 @@ class Commit:
 
 
 Phase: TypeAlias = (
-    (Ingress | Checkpoint | LeadingCommandClaim | TurnWorkClaim | NextTurnInputClaim | Lease)
+    Ingress
+    | Checkpoint
+    | LeadingCommandClaim
+    | TurnWorkClaim
+    | NextTurnInputClaim
+    | Lease
     | Fault
     | Commit
+)
+_PHASE_TYPES = (
+    Ingress,
+    Checkpoint,
+    LeadingCommandClaim,
+    TurnWorkClaim,
+    NextTurnInputClaim,
+    Lease,
+    Fault,
+    Commit,
 )
 
 
@@ -359,14 +380,14 @@ class RuntimeScenario:
 
 def _releases_lease(phase: Phase) -> bool:
     return isinstance(phase, Commit) or (
-        isinstance(phase, Fault) and isinstance(phase.action, CommitAfterSessionLeaseRelease)
+        isinstance(phase, Fault) and phase.action is CommitAfterSessionLeaseRelease
     )
 
 
 def _claims_lease(phase: Phase) -> bool:
     """Phases that take (or need) the scenario owner's live lease."""
     if isinstance(phase, Fault):
-        return isinstance(phase.action, StaleQueueCompletion)
+        return phase.action is StaleQueueCompletion
     return isinstance(
         phase, Checkpoint | LeadingCommandClaim | TurnWorkClaim | NextTurnInputClaim | Commit
     )
@@ -382,6 +403,7 @@ def validate_phase_order(phases: Sequence[Phase], *, scenario: str = "scenario")
     last = len(phases) - 1
     for index, phase in enumerate(phases):
         where = f"phase {index} ({type(phase).__name__})"
+        _check_shape(phase, scenario, where)
         if _releases_lease(phase) and index != last:
             raise ScenarioError(
                 scenario, "release_not_last", f"{where} releases the lease but is not last"
@@ -394,7 +416,7 @@ def validate_phase_order(phases: Sequence[Phase], *, scenario: str = "scenario")
                     f"{where} reclaims a dead holder after the lease was already claimed",
                 )
             lease_taken = True
-        if isinstance(phase, Fault) and isinstance(phase.action, StaleQueueCompletion):
+        if isinstance(phase, Fault) and phase.action is StaleQueueCompletion:
             if not turn_work_claimed:
                 raise ScenarioError(
                     scenario,
@@ -415,6 +437,22 @@ def validate_phase_order(phases: Sequence[Phase], *, scenario: str = "scenario")
         if _claims_lease(phase):
             lease_taken = True
         _check_aliases(phase, aliases, scenario, where)
+
+
+def _check_shape(phase: object, scenario: str, where: str) -> None:
+    """Catch phases built from the wrong objects (a class instead of an instance, say)."""
+    if not isinstance(phase, _PHASE_TYPES):
+        raise ScenarioError(scenario, "unknown_phase", f"{where} is not a scenario phase")
+    if isinstance(phase, Fault) and not isinstance(phase.action, FaultAction):
+        raise ScenarioError(
+            scenario, "unknown_phase", f"{where} action must be a FaultAction, not {phase.action!r}"
+        )
+    if isinstance(phase, Lease) and not isinstance(phase.action, ReclaimDeadHolder):
+        raise ScenarioError(
+            scenario,
+            "unknown_phase",
+            f"{where} action must be ReclaimDeadHolder(...), not {phase.action!r}",
+        )
 
 
 def _check_aliases(phase: Phase, aliases: set[str], scenario: str, where: str) -> None:
@@ -682,12 +720,14 @@ class _Run:
         elif isinstance(phase, Lease):
             await self.reclaim_dead_holder(phase.action)
         elif isinstance(phase, Fault):
-            if isinstance(phase.action, StaleQueueCompletion):
+            if phase.action is StaleQueueCompletion:
                 await self.stale_queue_completion()
             else:
                 await self.commit_after_release()
-        else:
+        elif isinstance(phase, Commit):
             await self.final_commit(phase)
+        else:
+            assert_never(phase)
 
     async def ingress(self, phase: Ingress) -> None:
         enqueued: list[QueuedWorkBatch] = []
@@ -1078,7 +1118,7 @@ RUNTIME_SCENARIO_COVERAGE: tuple[RuntimeScenarioCoverage, ...] = (
         LeadingCommandClaim(expect_turn_work_blocked=True, expect_count=1),
         Checkpoint(turn_index=7),
         TurnWorkClaim("idle", expect_count=1),
-        Fault(StaleQueueCompletion()),
+        Fault(StaleQueueCompletion),
         Commit(expect_turn_index=7),
     ),
     _coverage(
@@ -1205,7 +1245,7 @@ RUNTIME_SCENARIO_COVERAGE: tuple[RuntimeScenarioCoverage, ...] = (
         "session_execution_lease_expired.",
         "runtime-scenario-lease-failure",
         "runtime-scenario-lease-owner",
-        Fault(CommitAfterSessionLeaseRelease()),
+        Fault(CommitAfterSessionLeaseRelease),
     ),
     _coverage(
         "runtime_scenario_reclaims_dead_session_lease_and_rejects_stale_observation",
