@@ -1,4 +1,8 @@
-"""``lash.kernel`` and ``lash.types`` import without any I/O or concurrency machinery."""
+"""``lash.kernel`` and ``lash.types`` import without any I/O or concurrency machinery.
+
+A child interpreter installs a ``sys.meta_path`` finder that refuses the I/O and concurrency
+modules, then imports the sans-IO core and runs a machine step.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,18 @@ _PROBE = textwrap.dedent(
         if name.split(".")[0] in BLOCKED:
             del sys.modules[name]
     sys.meta_path.insert(0, Blocker())
+
+    # Import the package *shell* only: the facade in lash/__init__.py wires stores and
+    # runtimes together and is allowed to do I/O; what must stay pure is the import graph of
+    # lash.kernel and lash.types themselves.
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("lash")
+    shell = types.ModuleType("lash")
+    shell.__spec__ = spec
+    shell.__path__ = list(spec.submodule_search_locations)
+    sys.modules["lash"] = shell
 
     import lash.kernel
     import lash.types
