@@ -201,7 +201,7 @@ async def test_runtime_scenario_reclaims_dead_session_lease_and_rejects_stale_ob
     current = await store.get_lease(report.session_id)
     assert report.lease is not None and current is not None
     assert current.matches(report.lease.fence())
-    assert current.fencing_token == 2  # the dead holder had 1
+    assert current.fencing_token == 3  # the dead holder had 1, the racing reclaimer 2
     assert current.owner.owner_id == "runtime-scenario-reclaim-owner"
     assert report.evidence == frozenset({"lease_time"})
 

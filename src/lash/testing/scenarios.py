@@ -39,6 +39,7 @@ from lash.types import (
     LeaseAcquired,
     LeaseBusy,
     LeaseClaim,
+    LeaseFence,
     LeaseOwner,
     LocalProcessLiveness,
     PendingTurnInput,
@@ -924,22 +925,38 @@ class _Run:
         self.input_claim = claim
 
     async def reclaim_dead_holder(self, action: ReclaimDeadHolder) -> None:
+        """A dead holder's lease is taken over with a higher fence; stale observations fail.
+
+        With ``assert_stale_observation_busy`` a second dead-looking worker wins the race to
+        reclaim first, so the scenario owner's reclaim still names the *first* holder. The
+        newer holder is provably dead too, so only the store's observed-fence comparison can
+        refuse that stale reclaim. The owner then re-observes and reclaims.
+        """
         if self.lease is not None:
             self.fail("a dead-holder reclaim must run before any other lease claim")
         claimant = local_process_owner(self.scenario.lease_owner_id)
         if claimant.liveness is None:
             self.fail("dead-holder reclaim needs local-process liveness (Linux /proc)")
-        dead = dead_local_holder(claimant, "runtime-scenario-dead-holder")
         ttl = SCENARIO_LEASE_TTL_MS
+        dead = dead_local_holder(claimant, "runtime-scenario-dead-holder")
         holder = self.acquired(
             await self.store.try_claim_lease(self.session_id, dead, ttl), "dead holder claims"
         )
-        busy = await self.store.try_claim_lease(self.session_id, claimant, ttl)
-        if not isinstance(busy, LeaseBusy):
-            self.fail("the claimant acquired a lease a live-looking holder still held")
-        self.check(busy.holder.matches(holder.fence()), "busy names the wrong holder")
+        observed = await self.observe_busy(claimant, holder)
+        if action.assert_stale_observation_busy:
+            racer = dead_local_holder(claimant, "runtime-scenario-racing-reclaimer")
+            won = self.acquired(
+                await self.store.reclaim_lease(self.session_id, racer, holder.fence(), ttl),
+                "racing reclaim from the dead holder",
+            )
+            stale = await self.store.reclaim_lease(self.session_id, claimant, observed, ttl)
+            if not isinstance(stale, LeaseBusy):
+                self.fail("a reclaim against a stale observed holder cleared the newer lease")
+            self.check(stale.holder.matches(won.fence()), "the stale reclaim names a wrong holder")
+            holder = won
+            observed = await self.observe_busy(claimant, holder)
         reclaimed = self.acquired(
-            await self.store.reclaim_lease(self.session_id, claimant, holder.fence(), ttl),
+            await self.store.reclaim_lease(self.session_id, claimant, observed, ttl),
             "reclaim from the dead holder",
         )
         self.check(
@@ -949,18 +966,23 @@ class _Run:
         )
         if action.assert_stale_observation_busy:
             late = local_process_owner("runtime-scenario-late-claimant")
-            stale = await self.store.reclaim_lease(self.session_id, late, holder.fence(), ttl)
-            if not isinstance(stale, LeaseBusy):
-                self.fail("a reclaim against a stale observed holder cleared the newer lease")
-            self.check(
-                stale.holder.matches(reclaimed.fence()), "the stale reclaim reports a wrong holder"
-            )
+            late_claim = await self.store.reclaim_lease(self.session_id, late, observed, ttl)
+            if not isinstance(late_claim, LeaseBusy):
+                self.fail("a late reclaim against a stale observed holder took the lease")
         current = await self.store.get_lease(self.session_id)
         self.check(
             current is not None and current.matches(reclaimed.fence()),
             "the reclaimed lease is not the stored lease",
         )
         self.owner, self.lease = claimant, reclaimed
+
+    async def observe_busy(self, claimant: LeaseOwner, holder: SessionLease) -> LeaseFence:
+        """Try to claim, expect ``busy`` naming ``holder``, and return the observed fence."""
+        busy = await self.store.try_claim_lease(self.session_id, claimant, SCENARIO_LEASE_TTL_MS)
+        if not isinstance(busy, LeaseBusy):
+            self.fail("the claimant acquired a lease a live-looking holder still held")
+        self.check(busy.holder.matches(holder.fence()), "busy names the wrong holder")
+        return busy.holder.fence()
 
     async def stale_queue_completion(self) -> None:
         lease = await self.ensure_lease()
