@@ -321,7 +321,7 @@ def test_tool_value_control_finishes_the_turn_first_success_wins() -> None:
     done = step(effects)
     assert isinstance(done, Done)
     assert done.outcome == TurnOutcome.tool_value("submit", {"answer": 42})
-    assert events(effects, ToolValue) == [ToolValue(tool_name="submit", value={"answer": 42})]
+    assert events(effects, ToolValue) == []  # the tool host emits it live, not the machine
     assert unanswered_calls(m.turn_messages) == set()
     assert [x.tool_call_id for x in m.turn_messages if x.role == "tool"] == ["a", "b", "c"]
 

@@ -185,7 +185,8 @@ class AwaitedEffect(Record, frozen=True, kw_only=True):
 class MachineSnapshot(Record, frozen=True, kw_only=True):
     """Everything a machine is; :meth:`TurnMachine.restore` rebuilds an equivalent one."""
 
-    version: int = SNAPSHOT_VERSION
+    version: int
+    """Bumped when the layout changes; required so an old record never passes as new."""
     protocol: str
     config: MachineConfig
     history: tuple[Message, ...] = ()
@@ -372,6 +373,7 @@ class TurnMachine:
     def snapshot(self) -> MachineSnapshot:
         """A serialisable record of the whole machine."""
         return MachineSnapshot(
+            version=SNAPSHOT_VERSION,
             protocol=self._driver.protocol_id,
             config=self._config,
             history=self._history,

@@ -41,7 +41,6 @@ from lash.types import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
-    ToolValue,
     TurnIssue,
     TurnOutcome,
 )
@@ -201,7 +200,8 @@ class StandardDriver:
         for result in results:
             terminal, value = terminal_tool_value(result)
             if terminal:
-                actions.append(EmitEvent(ToolValue(tool_name=result.call.name, value=value)))
+                # The live ToolValue event is the tool host's to emit (it sees the output
+                # first); the machine only settles the outcome.
                 actions.append(Finish(TurnOutcome.tool_value(result.call.name, value)))
                 return actions
         actions.append(AdvanceIteration())
