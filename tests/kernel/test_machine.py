@@ -711,3 +711,14 @@ def test_progress_is_emitted_before_the_next_reply_effect() -> None:
     effects = m.handle(completed(llm.effect_id, TextPart(text="answer")))
     assert isinstance(effects[-2], Progress) and isinstance(effects[-1], Checkpoint)
     assert effects[-2].messages[-1].text == "answer"
+
+
+def test_generated_message_ids_skip_ids_taken_by_delivered_messages() -> None:
+    m = machine()
+    cp = to_checkpoint(m, "before_completion")  # appended turn-1:m1
+    taken = (user("steer", id="turn-1:m2"), user("steer", id="turn-1:m3"))
+    llm = step(m.handle(CheckpointDelivered(effect_id=cp.effect_id, messages=taken)))
+    m.handle(completed(llm.effect_id, TextPart(text="again")))
+    ids = [x.id for x in m.turn_messages]
+    assert ids == ["u1", "turn-1:m1", "turn-1:m2", "turn-1:m3", "turn-1:m4"]
+    assert roundtrip(m).snapshot() == m.snapshot()

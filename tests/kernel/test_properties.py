@@ -153,8 +153,12 @@ _usage = st.one_of(
     ),
 )
 _offset = st.sampled_from([0] * 6 + [-1, 1, 7])
+# Delivered ids sometimes collide with the ids the machine generates ("{turn_id}:m{n}").
 _message = st.builds(
-    lambda i, t: user(t, id=f"in-{i}"), st.integers(0, 3), st.sampled_from(["x", "y"])
+    lambda prefix, i, t: user(t, id=f"{prefix}{i}"),
+    st.sampled_from(["in-", "turn-1:m"]),
+    st.integers(0, 4),
+    st.sampled_from(["x", "y"]),
 )
 
 

@@ -670,8 +670,15 @@ class TurnMachine:
         return self._done(TurnOutcome.stopped("max_turns"), dirty=True)
 
     def _append(self, role: Role, parts: tuple[Part, ...]) -> Message:
-        self._message_seq += 1
-        message = Message(id=f"{self._config.turn_id}:m{self._message_seq}", role=role, parts=parts)
+        # Ids are "{turn_id}:m{n}"; skip any n already taken by a delivered message, so ids stay
+        # unique and remain a pure function of the machine's state.
+        taken = {m.id for m in self._messages}
+        while True:
+            self._message_seq += 1
+            message_id = f"{self._config.turn_id}:m{self._message_seq}"
+            if message_id not in taken:
+                break
+        message = Message(id=message_id, role=role, parts=parts)
         self._messages.append(message)
         return message
 
