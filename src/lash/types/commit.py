@@ -184,7 +184,7 @@ def _scrub(value: Any) -> Any:
             for k, v in value.items()
             if k not in _VOLATILE_KEYS and not (is_message and k == "id")
         }
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
 
