@@ -205,6 +205,11 @@ class LashRuntimeError(Exception):
         """See :attr:`RuntimeErrorCode.is_retryable`."""
         return self.code.is_retryable
 
+    @property
+    def is_terminal(self) -> bool:
+        """See :attr:`RuntimeErrorCode.is_terminal`."""
+        return self.code.is_terminal
+
     def to_dict(self) -> dict[str, str]:
         """``{"code": ..., "message": ...}``."""
         return {"code": str(self.code), "message": self.message}
@@ -212,6 +217,8 @@ class LashRuntimeError(Exception):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LashRuntimeError:
         """Inverse of :meth:`to_dict`; unknown codes are kept verbatim."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a runtime error must be a mapping, not {type(data).__name__}")
         code = data.get("code")
         message = data.get("message")
         if not isinstance(code, str) or not isinstance(message, str):
