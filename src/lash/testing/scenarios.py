@@ -14,6 +14,16 @@ Phase-order rules (core-runtime.md §7.1):
 * a stale queue-completion :class:`Fault` needs an earlier :class:`TurnWorkClaim`;
 * a :class:`NextTurnInputClaim`'s expected aliases and texts align one to one.
 
+For example::
+
+    RuntimeScenario("command first", "session-1", "worker", (
+        Ingress(queue=(QueueRefreshToolCatalog("refresh"), QueueProcessWake("wake"))),
+        LeadingCommandClaim(expect_turn_work_blocked=True, expect_count=1),
+        TurnWorkClaim("idle", expect_count=1),
+        Fault(StaleQueueCompletion),
+        Commit(),
+    ))
+
 The nine scenarios of §7.2 ship here too (:data:`RUNTIME_SCENARIO_COVERAGE`), so a third-party
 store can run them: ``await run_scenario(scenario, MyStore(...))``.
 """
