@@ -126,10 +126,13 @@ def enqueue_turn_input(
     input_id = draft.input_id or _logic.derive_turn_input_id(
         sid, draft.source_key, now_ms, uuid.uuid4().hex
     )
-    if get_turn_input(conn, sid, input_id) is not None:
+    existing = get_turn_input(conn, sid, input_id)
+    if existing is not None:
+        if _logic.same_turn_input_content(existing, draft):
+            return existing
         raise StoreError(
             StoreErrorKind.INVALID_ARGUMENT,
-            f"session {sid!r} already has a pending turn input {input_id!r}",
+            f"input id {input_id!r} is already used in session {sid!r}",
             input_id=input_id,
         )
     ingress = draft.ingress

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from lash.errors import StoreError, StoreErrorKind
 from lash.stores import _logic
 from lash.stores.sqlite._rows import LEASE_COLUMNS, enc, lease_from_row
 from lash.types import LeaseAcquired, LeaseClaim, LeaseFence, LeaseOwner, SessionLease
@@ -38,6 +39,11 @@ ON CONFLICT (session_id) DO UPDATE SET
 """
 
 
+def _check_session_id(session_id: str) -> None:
+    if not session_id:
+        raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "session id must be non-empty")
+
+
 def current_lease(conn: sqlite3.Connection, session_id: str) -> SessionLease | None:
     """The lease row of ``session_id`` (possibly expired or released)."""
     return lease_from_row(conn.execute(_SELECT, (session_id,)).fetchone())
@@ -65,6 +71,7 @@ def try_claim(
     conn: sqlite3.Connection, session_id: str, owner: LeaseOwner, ttl_ms: int, now_ms: int
 ) -> LeaseClaim:
     """Acquire, re-enter or report busy."""
+    _check_session_id(session_id)
     decision = _logic.decide_try_claim(
         current_lease(conn, session_id), session_id, owner, ttl_ms, now_ms
     )
@@ -82,6 +89,7 @@ def reclaim(
     now_ms: int,
 ) -> LeaseClaim:
     """Take over from a provably dead holder that is still exactly ``observed``."""
+    _check_session_id(session_id)
     decision = _logic.decide_reclaim(
         current_lease(conn, session_id), session_id, owner, observed, ttl_ms, now_ms
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from lash.errors import StoreError, StoreErrorKind
 from lash.types import (
     AgentFrameRecord,
     ClaimInfo,
@@ -46,7 +47,19 @@ __all__ = [
     "lease_from_row",
 ]
 
-enc = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder().encode
+
+
+def enc(value: Any) -> bytes:
+    """Encode for storage; a value the codec cannot store is the caller's error."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError, msgspec.MsgspecError) as exc:
+        raise StoreError(
+            StoreErrorKind.INVALID_ARGUMENT,
+            f"{type(value).__name__} does not survive the storage codec: {exc}",
+        ) from exc
+
 
 dec_node = msgspec.json.Decoder(SessionNode).decode
 dec_checkpoint = msgspec.json.Decoder(SessionCheckpoint).decode

@@ -47,6 +47,7 @@ from lash.types import (
 )
 
 __all__ = [
+    "check_session_id",
     "commit",
     "delete_session",
     "list_sessions",
@@ -99,8 +100,8 @@ ON CONFLICT (session_id, source, model) DO UPDATE SET
 """
 _UPSERT_HEAD = """
 INSERT INTO sessions (session_id, head_revision, leaf_node_id, config_json, agent_frames_json,
-                      current_agent_frame_id, checkpoint_json, updated_at_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                      current_agent_frame_id, checkpoint_json, created_at_ms, updated_at_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (session_id) DO UPDATE SET
     head_revision = excluded.head_revision,
     leaf_node_id = excluded.leaf_node_id,
@@ -269,6 +270,7 @@ def _adopt_attachments(conn: sqlite3.Connection, c: RuntimeCommit, now_ms: int) 
 
 def commit(conn: sqlite3.Connection, c: RuntimeCommit, now_ms: int) -> RuntimeCommitResult:
     """Apply one commit (persistence.md §3.2, in order) inside the caller's write tx."""
+    check_session_id(c.session_id)
     _logic.check_commit_binding(c)
     sid = c.session_id
     stamp = c.turn_commit
@@ -324,20 +326,23 @@ def commit(conn: sqlite3.Connection, c: RuntimeCommit, now_ms: int) -> RuntimeCo
             c.current_agent_frame_id,
             enc(c.checkpoint),
             now_ms,
+            now_ms,
         ),
     )
     _settle_claims(conn, c)
     _adopt_attachments(conn, c, now_ms)
     outbox = tuple(enqueue_queued_work(conn, d, now_ms) for d in c.enqueued_queue_batches)
-    result = RuntimeCommitResult(
-        head_revision=revision, enqueued_queue_batches=outbox, result=c.result
+    result_json = enc(
+        RuntimeCommitResult(head_revision=revision, enqueued_queue_batches=outbox, result=c.result)
     )
     if stamp is not None:
         conn.execute(
             "INSERT INTO turn_commits (session_id, turn_id, turn_commit_hash, result_json, "
             "committed_at_ms) VALUES (?, ?, ?, ?, ?)",
-            (sid, stamp.turn_id, stamp.turn_commit_hash, enc(result), now_ms),
+            (sid, stamp.turn_id, stamp.turn_commit_hash, result_json, now_ms),
         )
+    # Return what a replay would return: the result as it survives the storage codec.
+    result = _dec_result(result_json)
     if c.release_lease and c.lease is not None:
         release(conn, c.lease)
     return result
@@ -346,8 +351,15 @@ def commit(conn: sqlite3.Connection, c: RuntimeCommit, now_ms: int) -> RuntimeCo
 # --- metadata and maintenance ----------------------------------------------------------
 
 
+def check_session_id(session_id: str) -> None:
+    """Reject the empty session id before it reaches a table."""
+    if not session_id:
+        raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "session id must be non-empty")
+
+
 def save_session_meta(conn: sqlite3.Connection, meta: SessionMeta) -> None:
     """Create or replace metadata."""
+    check_session_id(meta.session_id)
     conn.execute(
         "INSERT INTO session_meta (session_id, meta_json) VALUES (?, ?) "
         "ON CONFLICT (session_id) DO UPDATE SET meta_json = excluded.meta_json",
@@ -366,11 +378,15 @@ def load_session_meta(conn: sqlite3.Connection, session_id: str) -> SessionMeta 
 def list_sessions(conn: sqlite3.Connection) -> list[SessionMeta]:
     """Every session with metadata or a commit, by id (bare metadata for commit-only ones)."""
     rows = conn.execute(
-        "SELECT s.session_id, m.meta_json FROM "
+        "SELECT s.session_id, m.meta_json, h.created_at_ms FROM "
         "(SELECT session_id FROM sessions UNION SELECT session_id FROM session_meta) AS s "
-        "LEFT JOIN session_meta AS m ON m.session_id = s.session_id ORDER BY s.session_id"
+        "LEFT JOIN session_meta AS m ON m.session_id = s.session_id "
+        "LEFT JOIN sessions AS h ON h.session_id = s.session_id ORDER BY s.session_id"
     ).fetchall()
-    return [dec_meta(m) if m is not None else SessionMeta(session_id=sid) for sid, m in rows]
+    return [
+        dec_meta(m) if m is not None else SessionMeta(session_id=sid, created_at_ms=created or 0)
+        for sid, m, created in rows
+    ]
 
 
 _SESSION_TABLES = (

@@ -201,6 +201,11 @@ class SqliteAttachmentStore:
         owner_turn_id: str | None = None,
     ) -> AttachmentRef:
         """Record the session's intent first (write-ahead), then store the bytes."""
+        if not session_id:
+            raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "session id must be non-empty")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "attachment data must be bytes")
+        data = bytes(data)
         self._require_root()
         attachment_id = hashlib.sha256(data).hexdigest()
         ref = AttachmentRef(
@@ -252,12 +257,14 @@ class SqliteAttachmentStore:
 
     async def forget(self, session_id: str, attachment_id: str) -> None:
         """Drop the session's reference (the blob stays until a sweep)."""
-        await self._store._run_write(
-            lambda conn, now: conn.execute(
+
+        def drop(conn: sqlite3.Connection, now: int) -> None:
+            conn.execute(
                 "DELETE FROM attachment_refs WHERE session_id = ? AND attachment_id = ?",
                 (session_id, attachment_id),
             )
-        )
+
+        await self._store._run_write(drop)
 
     async def list_blobs(self) -> list[BlobInfo]:
         """Every stored blob, by id."""
@@ -326,15 +333,21 @@ class SqliteProcessEnvStore:
 
     async def put_env(self, env_ref: str, data: bytes) -> None:
         """Store (overwrite) an env."""
+        if not env_ref:
+            raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "env ref must be non-empty")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "env data must be bytes")
         payload = bytes(data)
-        await self._store._run_write(
-            lambda conn, now: conn.execute(
+
+        def write(conn: sqlite3.Connection, now: int) -> None:
+            conn.execute(
                 "INSERT INTO process_envs (env_ref, data, updated_at_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT (env_ref) DO UPDATE SET data = excluded.data, "
                 "updated_at_ms = excluded.updated_at_ms",
                 (env_ref, payload, now),
             )
-        )
+
+        await self._store._run_write(write)
 
     async def get_env(self, env_ref: str) -> bytes | None:
         """An env, if stored."""

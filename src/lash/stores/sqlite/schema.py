@@ -50,6 +50,7 @@ _V1 = Migration(
             agent_frames_json BLOB NOT NULL,
             current_agent_frame_id TEXT,
             checkpoint_json BLOB NOT NULL,
+            created_at_ms INTEGER NOT NULL,
             updated_at_ms INTEGER NOT NULL
         )
         """,
@@ -251,8 +252,10 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> int:
             if migration.version > found:
                 for statement in migration.statements:
                     conn.execute(statement)
+        # Written even when unchanged: a read-only file or directory fails here, at open,
+        # rather than at the first commit.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if found < SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             tables = _user_objects(conn)
         missing = TABLES - tables

@@ -222,7 +222,7 @@ class SqliteStore:
 
     async def checkpoint_wal(self) -> None:
         """Fold the WAL into the main file and truncate it (a maintenance lever)."""
-        await self._run_raw(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        await self._run_raw(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     # --- sessions and commits ------------------------------------------------------------
 
