@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-__all__ = ["describe_docstring", "json_schema_for", "parse_docstring"]
+__all__ = ["describe_docstring", "json_schema_for", "parse_docstring", "set_default"]
 
 _NoneType = type(None)
 _SECTION = re.compile(
@@ -154,7 +154,7 @@ class _Builder:
             for name, hint, is_required, default in fields:
                 prop = self.schema(hint)
                 if not is_required and default is not _MISSING:
-                    _set_default(prop, default)
+                    set_default(prop, default)
                 properties[name] = prop
                 if is_required:
                     required.append(name)
@@ -280,8 +280,9 @@ def _apply_annotation(schema: dict[str, Any], extra: Any) -> None:
             schema[f"{suffix}Items"] = value
 
 
-def _set_default(schema: dict[str, Any], default: Any) -> None:
+def set_default(schema: dict[str, Any], default: Any) -> None:
+    """Record ``default`` in ``schema`` when it has a JSON form (skipped otherwise)."""
     try:
-        schema["default"] = msgspec.to_builtins(default)
+        schema["default"] = msgspec.json.decode(msgspec.json.encode(default))
     except (TypeError, msgspec.EncodeError):
         pass

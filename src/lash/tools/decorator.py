@@ -20,7 +20,7 @@ import msgspec
 
 from lash.tools._jsonschema import SchemaError, check_schema, validate
 from lash.tools._outputs import failure, failure_from_exception, success
-from lash.tools._schema import json_schema_for, parse_docstring
+from lash.tools._schema import json_schema_for, parse_docstring, set_default
 from lash.tools.base import ToolContext, ToolRetryPolicy
 from lash.types import ToolCallOutput, ToolSpec
 
@@ -254,10 +254,7 @@ def _typed_signature(
             required.append(param.name)
             fields.append((param.name, hint))
         else:
-            try:
-                prop["default"] = msgspec.to_builtins(param.default)
-            except TypeError:
-                pass
+            set_default(prop, param.default)
             fields.append((param.name, hint, _field_default(param.default)))
         properties[param.name] = prop
         plan.append((param.name, param.kind, False))

@@ -1,0 +1,405 @@
+"""Shell tools: one-shot ``exec_command`` and long-running ``start_command`` + ``write_stdin``.
+
+Every command runs in its own process group (so a timeout or teardown kills its children
+too) with output redirected to a log file under ``<root>/.lash/outputs/``. Reading from a
+file instead of a pipe means a backgrounded grandchild can never keep a call waiting, and
+the full output of a large run survives for ``read_file``; the model sees a capped window
+(head and tail) plus ``full_output_path``. A non-zero exit is data, not a failure; a timeout
+is the failure ``shell_timeout``.
+
+``start_command`` processes live in a per-session table owned by the
+:class:`~lash.tools.builtin.WorkspaceTools` that made them; ``aclose()`` kills them. They use
+pipes, not a PTY, and live only as long as this worker (no durable process registry yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from lash.tools._outputs import failure
+from lash.tools.base import ToolContext, ToolError
+from lash.tools.builtin._workspace import Workspace
+from lash.tools.decorator import FunctionTool, tool
+from lash.types import ToolCallOutput
+
+__all__ = ["ProcessTable", "ShellConfig", "clean_terminal_output", "make_shell_tools"]
+
+OUTPUT_DIR = ".lash/outputs"
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+_QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+@dataclass(frozen=True, slots=True)
+class ShellConfig:
+    """Shell defaults for one workspace."""
+
+    default_shell: str
+    max_output_bytes: int = 10_000
+    default_timeout_ms: int = 600_000
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def clean_terminal_output(text: str) -> str:
+    """Strip ANSI escapes and control characters; keep the last state of ``\\r`` rewrites."""
+    text = _ANSI.sub("", text).replace("\r\n", "\n")
+    if "\r" in text:
+        text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    return _CONTROL.sub("", text)
+
+
+@dataclass(slots=True)
+class _Running:
+    process_id: str
+    command: str
+    proc: asyncio.subprocess.Process
+    log: Path
+    offset: int = 0
+    sequence: int = 0
+
+
+class ProcessTable:
+    """Running ``start_command`` processes, keyed by (session id, process id)."""
+
+    def __init__(self) -> None:
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._detached: set[tuple[str, str]] = set()
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def _new_id(self, session_id: str, wanted: str) -> str:
+        candidate, n = wanted, 1
+        while (session_id, candidate) in self._running or (session_id, candidate) in self._detached:
+            n += 1
+            candidate = f"{wanted}-{n}"
+        return candidate
+
+    async def close_session(self, session_id: str) -> None:
+        """Kill every process a session started."""
+        for key in [k for k in self._running if k[0] == session_id]:
+            await _terminate(self._running.pop(key))
+        self._detached = {k for k in self._detached if k[0] != session_id}
+
+    async def aclose(self) -> None:
+        """Kill every tracked process (detached ones are not tracked and survive)."""
+        running, self._running = list(self._running.values()), {}
+        for entry in running:
+            await _terminate(entry)
+        self._detached.clear()
+
+
+async def _terminate(entry: _Running) -> None:
+    _kill_group(entry.proc)
+    await entry.proc.wait()
+    await _close_stdin(entry.proc)
+
+
+async def _close_stdin(proc: asyncio.subprocess.Process) -> None:
+    if proc.stdin is not None and not proc.stdin.is_closing():
+        proc.stdin.close()
+        with contextlib.suppress(OSError):
+            await proc.stdin.wait_closed()
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) -> list[FunctionTool]:
+    """``exec_command``, ``start_command`` and ``write_stdin`` for ``ws``."""
+
+    def argv(cmd: str, shell: str | None, login: bool) -> list[str]:
+        return [shell or config.default_shell, "-lc" if login else "-c", cmd]
+
+    def env() -> dict[str, str]:
+        return {**os.environ, **_QUIET_ENV, **config.env}
+
+    def cap(max_output_tokens: int | None) -> int:
+        limit = config.max_output_bytes
+        return min(limit, max_output_tokens * 4) if max_output_tokens else limit
+
+    async def spawn(
+        ctx: ToolContext, tool_name: str, cmd: str, workdir: str | None, shell: str | None,
+        login: bool, *, stdin: int,
+    ) -> tuple[asyncio.subprocess.Process, Path]:  # fmt: skip
+        cwd = _workdir(ws, workdir)
+        log, fd = _open_log(ws, tool_name, ctx.call_id)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv(cmd, shell, login),
+                cwd=cwd,
+                stdin=stdin,
+                stdout=fd,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                env=env(),
+            )
+        except OSError as exc:
+            log.unlink(missing_ok=True)
+            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+        finally:
+            os.close(fd)
+        return proc, log
+
+    @tool(name="exec_command")
+    async def exec_command(
+        ctx: ToolContext,
+        cmd: Annotated[str, msgspec.Meta(min_length=1, description="Shell command to run.")],
+        workdir: Annotated[str | None, "Working directory (default: workspace root)."] = None,
+        shell: Annotated[str | None, "Shell executable (default: the user's shell)."] = None,
+        login: Annotated[bool, "Run as a login shell."] = False,
+        max_output_tokens: Annotated[
+            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+        ] = None,
+        timeout_ms: Annotated[
+            int, msgspec.Meta(ge=1), "Kill the command after this many milliseconds."
+        ] = config.default_timeout_ms,
+    ) -> dict[str, Any] | ToolCallOutput:
+        """Run a shell command in the workspace and wait for it to exit. Stdin is closed; stdout and stderr are combined. A non-zero exit code is reported, not treated as an error."""  # noqa: E501
+        started = time.monotonic()
+        proc, log = await spawn(
+            ctx, "exec_command", cmd, workdir, shell, login, stdin=asyncio.subprocess.DEVNULL
+        )
+        timed_out = False
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            _kill_group(proc)
+            await proc.wait()
+        except asyncio.CancelledError:
+            _kill_group(proc)
+            await proc.wait()
+            raise
+        record = _record(ws, log, 0, cap(max_output_tokens), keep_log=False)
+        record.update(
+            status="timed_out" if timed_out else "completed",
+            done=True,
+            running=False,
+            wall_time_seconds=round(time.monotonic() - started, 3),
+        )
+        if timed_out:
+            record["timed_out"] = True
+            return failure(
+                "shell_timeout", f"Command timed out after {timeout_ms} ms", detail=record
+            )
+        record["exit_code"] = _exit_code(proc.returncode)
+        return record
+
+    @tool(name="start_command")
+    async def start_command(
+        ctx: ToolContext,
+        cmd: Annotated[str, msgspec.Meta(min_length=1, description="Shell command to start.")],
+        workdir: Annotated[str | None, "Working directory (default: workspace root)."] = None,
+        shell: Annotated[str | None, "Shell executable (default: the user's shell)."] = None,
+        login: Annotated[bool, "Run as a login shell."] = False,
+        max_output_tokens: Annotated[
+            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+        ] = None,
+        detach: Annotated[
+            bool, "Start fully detached: untracked, survives the session, no stdin."
+        ] = False,
+        yield_time_ms: Annotated[
+            int, msgspec.Meta(ge=0, le=30_000), "How long to wait for initial output."
+        ] = 250,
+    ) -> dict[str, Any]:
+        """Start a long-running command and return a process handle with its first output. Send input or poll for more output with `write_stdin`."""  # noqa: E501
+        if detach:
+            return await _start_detached(ctx, cmd, workdir, shell, login)
+        proc, log = await spawn(
+            ctx, "start_command", cmd, workdir, shell, login, stdin=asyncio.subprocess.PIPE
+        )
+        process_id = table._new_id(ctx.session_id, ctx.call_id)
+        entry = _Running(process_id=process_id, command=cmd, proc=proc, log=log)
+        table._running[(ctx.session_id, process_id)] = entry
+        handle: dict[str, Any] = {
+            "__handle__": "process",
+            "id": process_id,
+            "process_id": process_id,
+            "pid": proc.pid,
+            "command": cmd,
+        }
+        handle.update(await _poll(ctx.session_id, entry, yield_time_ms, cap(max_output_tokens)))
+        return handle
+
+    async def _start_detached(
+        ctx: ToolContext, cmd: str, workdir: str | None, shell: str | None, login: bool
+    ) -> dict[str, Any]:
+        cwd = _workdir(ws, workdir)
+        log, fd = _open_log(ws, "start_command", ctx.call_id)
+        os.close(fd)
+        runner = shell or config.default_shell
+        script = '"$0" "$1" "$2" </dev/null >"$3" 2>&1 & echo $!'
+        try:
+            launcher = await asyncio.create_subprocess_exec(
+                runner, "-c", script, runner, "-lc" if login else "-c", cmd, str(log),
+                cwd=cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                env=env(),
+            )  # fmt: skip
+        except OSError as exc:
+            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+        out, _ = await launcher.communicate()
+        process_id = table._new_id(ctx.session_id, ctx.call_id)
+        table._detached.add((ctx.session_id, process_id))
+        pid_text = out.decode(errors="replace").strip()
+        return {
+            "__handle__": "process",
+            "id": process_id,
+            "process_id": process_id,
+            "status": "detached",
+            "done": True,
+            "running": False,
+            "pid": int(pid_text) if pid_text.isdigit() else None,
+            "pgid": launcher.pid,
+            "command": cmd,
+            "output_path": ws.display(log),
+        }
+
+    async def _poll(
+        session_id: str, entry: _Running, yield_time_ms: int, limit: int
+    ) -> dict[str, Any]:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(yield_time_ms / 1000):
+                await entry.proc.wait()
+        exited = entry.proc.returncode is not None
+        record = _record(ws, entry.log, entry.offset, limit, keep_log=True)
+        entry.offset = int(record.pop("_end"))
+        record.pop("full_output_path", None)
+        record["output_path"] = ws.display(entry.log)
+        record.update(status="exited" if exited else "running", done=exited, running=not exited)
+        if exited:
+            record["exit_code"] = _exit_code(entry.proc.returncode)
+            table._running.pop((session_id, entry.process_id), None)
+            await _close_stdin(entry.proc)
+        return record
+
+    @tool(name="write_stdin")
+    async def write_stdin(
+        ctx: ToolContext,
+        process_id: Annotated[str, "The process id returned by start_command."],
+        chars: Annotated[str, "Text to send to the process's stdin (may be empty to poll)."] = "",
+        close_stdin: Annotated[bool, "Close stdin after writing."] = False,
+        yield_time_ms: Annotated[
+            int, msgspec.Meta(ge=0, le=30_000), "How long to wait for new output."
+        ] = 250,
+        max_output_tokens: Annotated[
+            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+        ] = None,
+    ) -> dict[str, Any]:
+        """Send input to a process started with `start_command` and return its new output."""
+        key = (ctx.session_id, process_id)
+        if key in table._detached:
+            raise ToolError(
+                f"Process {process_id!r} is detached; its stdin is not connected.",
+                code="process_detached",
+            )
+        entry = table._running.get(key)
+        if entry is None:
+            raise ToolError(
+                f"No running process {process_id!r} in this session (it may have exited).",
+                code="process_not_found",
+            )
+        stdin = entry.proc.stdin
+        if chars:
+            if stdin is None or stdin.is_closing():
+                raise ToolError(f"Stdin of {process_id!r} is closed.", code="stdin_closed")
+            try:
+                stdin.write(chars.encode("utf-8"))
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ToolError(
+                    f"Process {process_id!r} is no longer reading stdin.", code="stdin_closed"
+                ) from exc
+        if close_stdin:
+            await _close_stdin(entry.proc)
+        entry.sequence += 1
+        result: dict[str, Any] = {"process_id": process_id, "sequence": entry.sequence}
+        result.update(await _poll(ctx.session_id, entry, yield_time_ms, cap(max_output_tokens)))
+        return result
+
+    return [exec_command, start_command, write_stdin]
+
+
+def _workdir(ws: Workspace, workdir: str | None) -> Path:
+    if workdir is None:
+        return ws.root
+    path = ws.resolve(workdir, field="workdir")
+    if not path.is_dir():
+        raise ToolError(f"workdir {workdir!r} is not a directory", code="not_a_directory")
+    return path
+
+
+def _open_log(ws: Workspace, tool_name: str, call_id: str) -> tuple[Path, int]:
+    directory = ws.resolve(OUTPUT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{tool_name}-{_SAFE_NAME.sub('_', call_id)[:64]}-{secrets.token_hex(4)}.log"
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return path, fd
+
+
+def _record(ws: Workspace, log: Path, start: int, limit: int, *, keep_log: bool) -> dict[str, Any]:
+    """The output window of ``log`` from byte ``start``: all of it, or head + tail."""
+    end = log.stat().st_size if log.exists() else start
+    size = max(0, end - start)
+    record: dict[str, Any] = {"_end": end}
+    with log.open("rb") as handle:
+        if size <= limit:
+            handle.seek(start)
+            record["output"] = clean_terminal_output(_decode_head(handle.read(size)))
+            if not keep_log:
+                log.unlink(missing_ok=True)
+        else:
+            head_len = limit * 2 // 5
+            handle.seek(start)
+            head = _decode_head(handle.read(head_len))
+            handle.seek(end - (limit - head_len))
+            tail = _decode_tail(handle.read(limit - head_len))
+            omitted = size - limit
+            record["output"] = clean_terminal_output(
+                f"{head}\n\n...[{omitted} bytes omitted; full output in "
+                f"{ws.display(log)}]...\n\n{tail}"
+            )
+            record["original_token_count"] = size // 4
+            record["full_output_path"] = ws.display(log)
+    if not keep_log:
+        record.pop("_end")
+    return record
+
+
+def _decode_head(data: bytes) -> str:
+    # An incremental decoder holds back a sequence cut at the end instead of mangling it.
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
+
+
+def _decode_tail(data: bytes) -> str:
+    skip = 0
+    while skip < min(3, len(data)) and (data[skip] & 0xC0) == 0x80:
+        skip += 1
+    return data[skip:].decode("utf-8", errors="replace")
+
+
+def _exit_code(returncode: int | None) -> int | None:
+    if returncode is None:
+        return None
+    return returncode if returncode >= 0 else 128 - returncode
