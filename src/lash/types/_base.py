@@ -25,8 +25,13 @@ JsonValue = Any
 """A JSON-compatible value (dict/list/str/int/float/bool/None)."""
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Base class for immutable, serialisable records."""
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """Base class for immutable, serialisable records.
+
+    Defaults are always encoded: msgspec's ``omit_defaults`` compares some values by identity,
+    so a record decoded from storage could encode differently from an equal one built in
+    memory, and canonical hashes must not depend on where a value came from.
+    """
 
 
 _encoder = msgspec.json.Encoder()

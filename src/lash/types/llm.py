@@ -74,7 +74,7 @@ class ModelCapabilities(Record, frozen=True, kw_only=True):
     )
 
 
-class ModelSpec(msgspec.Struct, frozen=True, omit_defaults=True):
+class ModelSpec(msgspec.Struct, frozen=True):
     """The model a session uses: id, limits and capabilities.
 
     ``context_window`` is the prompt/input budget in tokens; ``max_output_tokens`` the output
