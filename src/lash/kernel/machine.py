@@ -77,6 +77,7 @@ from lash.types import (
     Message,
     ModelRequestStarted,
     Part,
+    ProviderFailure,
     ReasoningPart,
     Role,
     TerminalReason,
@@ -461,6 +462,8 @@ class TurnMachine:
 
     def _on_llm_failed(self, response: LlmFailed) -> list[Effect]:
         failure = response.failure
+        if not isinstance(failure, ProviderFailure):
+            self._violation("LlmFailed.failure is not a ProviderFailure")
         if failure.terminal_reason == "cancelled":
             return self._done(TurnOutcome.stopped("cancelled"), dirty=False)
         code = failure.code or failure.kind
