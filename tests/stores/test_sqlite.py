@@ -462,10 +462,10 @@ async def test_put_refreshes_mtime_and_sweep_honours_grace(
     assert await att.list_blobs() == []
 
 
-async def test_sweep_keeps_committed_and_live_turn_intents(
+async def test_sweep_forgets_only_intents_of_superseded_turns(
     store: SqliteStore, clock: ManualClock
 ) -> None:
-    """Aged intents go only when ownerless or their turn was superseded by a later commit."""
+    """An aged turn-owned intent goes once a later turn commits; other references stay."""
     att = store.attachments
     committed = await att.put(S, b"committed", "text/plain")
     await att.commit_refs(S, [committed.id])
@@ -473,17 +473,16 @@ async def test_sweep_keeps_committed_and_live_turn_intents(
     crashed = await att.put(S, b"crashed turn", "text/plain", owner_turn_id="t-crashed")
     clock.advance(1_000)
     report = await att.sweep_unreferenced(grace_ms=500)
-    assert report.reclaimed_count == 1  # the ownerless intent aged out
-    assert not await att.holds_ref(S, ownerless.id)
+    assert report.scanned_blob_count == 3 and report.reclaimed_count == 0
     assert await att.holds_ref(S, crashed.id)  # its turn may still commit
 
     fence = await _fence(store)
     await store.commit(_commit(fence, 0, (_node("n", None, "later turn"),)).stamped("t-later"))
-    clock.advance(1_000)
     report = await att.sweep_unreferenced(grace_ms=500)
     assert report.reclaimed_count == 1
     assert not await att.holds_ref(S, crashed.id)
     assert await att.get(S, committed.id) == b"committed"
+    assert await att.get(S, ownerless.id) == b"ownerless"
 
 
 async def test_turn_commit_adopts_its_own_intents(store: SqliteStore, clock: ManualClock) -> None:

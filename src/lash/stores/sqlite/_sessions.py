@@ -198,7 +198,7 @@ def _resolve_graph(
     conn: sqlite3.Connection, session_id: str, delta: GraphDelta, current_leaf: str | None
 ) -> tuple[list[SessionNode], bool, str | None]:
     """``_logic.resolve_graph_delta`` fed only the stored ids the delta mentions."""
-    mentioned: set[str] = set()
+    mentioned: set[str] = {current_leaf} if current_leaf is not None else set()
     if delta.leaf_node_id is not None:
         mentioned.add(delta.leaf_node_id)
     if not isinstance(delta, GraphUnchanged):

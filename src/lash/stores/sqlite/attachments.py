@@ -43,18 +43,16 @@ ON CONFLICT (session_id, attachment_id) DO UPDATE SET
     owner_kind = excluded.owner_kind,
     owner_id = excluded.owner_id
 """
-# An uncommitted intent may be forgotten once aged past the cutoff when it has no owner, or
-# when its owning turn has been superseded by a later committed turn of the same session.
-# Process-owned intents stay: the registry that could prove the process gone is not wired in.
+# An uncommitted intent is forgotten by a sweep only when it is aged past the cutoff and
+# its owning turn can no longer commit it: a later, different turn of the same session has
+# committed since. Ownerless intents are references like any other (the session forgets
+# them explicitly), and process-owned ones stay because no process registry is wired in.
 _FORGETTABLE = """
-r.committed_at_ms IS NULL AND r.intent_at_ms <= :cutoff AND (
-    r.owner_kind IS NULL OR (
-        r.owner_kind = 'turn' AND EXISTS (
-            SELECT 1 FROM turn_commits AS t
-            WHERE t.session_id = r.session_id AND t.turn_id <> r.owner_id
-              AND t.committed_at_ms > r.intent_at_ms
-        )
-    )
+r.committed_at_ms IS NULL AND r.intent_at_ms <= :cutoff AND r.owner_kind = 'turn'
+AND EXISTS (
+    SELECT 1 FROM turn_commits AS t
+    WHERE t.session_id = r.session_id AND t.turn_id <> r.owner_id
+      AND t.committed_at_ms > r.intent_at_ms
 )
 """
 _FORGET_AGED = f"DELETE FROM attachment_refs AS r WHERE {_FORGETTABLE}"
@@ -273,9 +271,9 @@ class SqliteAttachmentStore:
     async def sweep_unreferenced(self, grace_ms: int = 0) -> SweepReport:
         """Delete blobs no session references, sparing anything touched within ``grace_ms``.
 
-        First forgets aged, ownerless (or superseded-turn) uncommitted intents in one
-        statement; then, per unreferenced blob, re-checks freshness and references right
-        before deleting, so a concurrent ``put`` that refreshed either is spared.
+        First forgets aged intents of superseded turns in one statement; then, per
+        unreferenced blob, re-checks freshness and references right before deleting, so a
+        concurrent ``put`` that refreshed either is spared.
         """
         if grace_ms < 0:
             raise StoreError(StoreErrorKind.INVALID_ARGUMENT, "grace_ms must be >= 0")
