@@ -11,6 +11,7 @@ from pathlib import Path
 from lash.clock import ManualClock
 from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
 from lash.stores.memory import MemoryAttachmentStore, MemoryProcessEnvStore, MemoryStore
+from lash.stores.sqlite import SqliteStore
 from lash.testing.conformance import HarnessFactory, StoreHarness
 
 
@@ -38,6 +39,58 @@ def memory_harness(tmp_path: Path) -> StoreHarness:
     )
 
 
+def sqlite_harness(tmp_path: Path) -> StoreHarness:
+    """SQLite: a fresh file per case; every reopen is a second ``SqliteStore`` on that file.
+
+    The attachment and process-env facets belong to a ``SqliteStore`` too (they share its
+    file); the stores opened only to reach a facet are closed by ``cleanup``.
+    """
+    clock = ManualClock()
+    path = tmp_path / "lash.db"
+    facet_owners: list[SqliteStore] = []
+
+    async def open_store() -> SessionStore:
+        return await SqliteStore(path, clock).open()
+
+    async def reopen_store(store: SessionStore) -> SessionStore:
+        return await SqliteStore(path, clock).open()
+
+    async def facet_owner() -> SqliteStore:
+        store = await SqliteStore(path, clock).open()
+        facet_owners.append(store)
+        return store
+
+    async def open_attachments() -> AttachmentStore:
+        return (await facet_owner()).attachments
+
+    async def reopen_attachments(blobs: AttachmentStore) -> AttachmentStore:
+        return (await facet_owner()).attachments
+
+    async def open_process_envs() -> ProcessEnvStore:
+        return (await facet_owner()).process_envs
+
+    async def reopen_process_envs(envs: ProcessEnvStore) -> ProcessEnvStore:
+        return (await facet_owner()).process_envs
+
+    async def cleanup() -> None:
+        for store in facet_owners:
+            await store.aclose()
+
+    return StoreHarness(
+        name="sqlite",
+        tier=DurabilityTier.DURABLE,
+        clock=clock,
+        open_store=open_store,
+        reopen_store=reopen_store,
+        open_attachments=open_attachments,
+        reopen_attachments_fn=reopen_attachments,
+        open_process_envs=open_process_envs,
+        reopen_process_envs_fn=reopen_process_envs,
+        cleanup=cleanup,
+    )
+
+
 BACKENDS: dict[str, HarnessFactory] = {
     "memory": memory_harness,
+    "sqlite": sqlite_harness,
 }
