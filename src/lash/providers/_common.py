@@ -259,12 +259,15 @@ async def iter_payloads(response: Any, *, request_id: str | None = None) -> Asyn
     """Yield the data payloads of an SSE body, or the whole body when it is plain JSON.
 
     Transport failures mid-body and undecodable bytes raise ``ProviderError`` (kind ``stream``
-    or ``timeout``) carrying what had been received in ``raw``.
+    or ``timeout``) carrying what had been received in ``raw``. When the connection drops
+    mid-event, a buffered event that is already complete JSON is handed over first, so the
+    caller accounts for everything the provider actually delivered.
     """
     content_type = response.headers.get("content-type", "").lower()
     decoder = SseDecoder()
     sse = "event-stream" in content_type
     buffered = bytearray()
+    broken: ProviderError | None = None
     try:
         async for chunk in response.aiter_bytes():
             if sse:
@@ -285,7 +288,18 @@ async def iter_payloads(response: Any, *, request_id: str | None = None) -> Asyn
         pending = decoder.pending if sse else bytes(buffered).decode("utf-8", errors="replace")
         if pending:
             failure = _with_raw(failure, pending)
-        raise ProviderError(failure) from err
+        broken = ProviderError(failure)
+        broken.__cause__ = err
+    if broken is not None:
+        if sse:
+            try:
+                salvage = decoder.flush()
+            except SseDecodeError:
+                salvage = []
+            for payload in salvage:
+                if _is_json(payload):
+                    yield payload
+        raise broken
     if sse:
         for payload in decoder.flush():
             yield payload
@@ -308,6 +322,14 @@ async def iter_payloads(response: Any, *, request_id: str | None = None) -> Asyn
         ) from err
     if text.strip():
         yield text
+
+
+def _is_json(payload: str) -> bool:
+    try:
+        json.loads(payload)
+    except ValueError:
+        return False
+    return True
 
 
 def _with_raw(failure: Any, pending: str) -> Any:

@@ -4,12 +4,17 @@ Defaults follow lash: 4 attempts, delays 2 s doubling to at most 10 s, a server 
 honoured up to 60 s, and rate-limit waits that do not consume an attempt while a 90 s throttle
 budget lasts (each such wait charges at least 1 s). Hard quota failures are never retried.
 Every attempt is recorded; the clock and the sleep are injected so tests never sleep.
+
+An attempt's stream is always closed (also on cancellation), a tool-call fragment counts as
+output for the attempt's protocol position, and an exception an adapter failed to classify
+becomes a non-retryable ``unknown`` failure instead of escaping the ladder.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Literal
 
 import msgspec
@@ -28,6 +33,7 @@ from lash.types import (
     RetryDecision,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
 )
 from lash.types._base import Record
 
@@ -53,6 +59,14 @@ class RetryPolicy(Record, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        for name in ("base_delay_s", "max_delay_s", "max_retry_after_s", "throttle_budget_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """One attempt, no waiting on rate limits."""
+        return cls(max_attempts=1, throttle_budget_s=0.0)
 
     def backoff_s(self, retry_index: int) -> float:
         """Delay before retry number ``retry_index`` (0-based)."""
@@ -76,6 +90,29 @@ class RetryScheduled(Record, frozen=True, kw_only=True):
 
 LadderEvent = StreamEvent | AttemptReset | RetryScheduled
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def _unclassified(err: Exception) -> ProviderFailure:
+    return ProviderFailure(
+        kind="unknown",
+        message=f"the provider raised an unclassified error: {type(err).__name__}: {err}",
+        code="unclassified_provider_error",
+        raw=repr(err),
+    )
+
+
+async def _closing_stream(
+    provider: LlmProvider, request: LlmRequest
+) -> AsyncGenerator[StreamEvent, None]:
+    """The attempt's events, with the adapter's stream closed however the attempt ends."""
+    stream = provider.stream(request)
+    if hasattr(stream, "aclose"):
+        async with aclosing(stream) as events:  # type: ignore[type-var]
+            async for event in events:
+                yield event
+    else:
+        async for event in stream:
+            yield event
 
 
 def _normalize(failure: ProviderFailure) -> NormalizedError:
@@ -121,24 +158,28 @@ async def complete_with_retry(
         failure: ProviderFailure | None = None
         response: LlmResponse | None = None
         try:
-            async for event in provider.stream(request):
-                if position == "no_response":
-                    position = "response_observed"
-                if isinstance(event, TextDelta | ReasoningDelta):
-                    position = "output_started"
-                if isinstance(event, ResponseCompleted):
-                    position = "terminal_observed"
-                    response = event.response
-                    break
-                await on_event(event)
+            async with aclosing(_closing_stream(provider, request)) as events:
+                async for event in events:
+                    if position == "no_response":
+                        position = "response_observed"
+                    if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
+                        position = "output_started"
+                    if isinstance(event, ResponseCompleted):
+                        position = "terminal_observed"
+                        response = event.response
+                        break
+                    await on_event(event)
             if response is None:
                 failure = ProviderFailure(
                     kind="stream",
                     message="the provider stream ended without a complete response",
                     retryable=True,
+                    code="stream_ended_without_response",
                 )
         except ProviderError as err:
             failure = err.failure
+        except Exception as err:  # an adapter bug must not take the turn down uncontrolled
+            failure = _unclassified(err)
         duration = max(0, clock.now_ms() - started)
         if response is not None:
             attempts.append(
@@ -188,6 +229,14 @@ async def complete_with_retry(
         else:
             consumed += 1
         scheduled = wait_s is not None
+        if not scheduled:
+            reason = (
+                "hard_quota"
+                if failure.hard_quota
+                else "not_retryable"
+                if not failure.retryable
+                else "retry_budget_exhausted"
+            )
         attempts.append(
             AttemptRecord(
                 ordinal=ordinal,
