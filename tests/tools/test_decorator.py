@@ -475,3 +475,11 @@ def test_from_schema_rejects_remote_refs_and_non_objects() -> None:
         FunctionTool.from_schema("t", "", remote, lambda a: a)
     with pytest.raises(SchemaError, match="object"):
         FunctionTool.from_schema("t", "", {"type": "array"}, lambda a: a)
+
+
+def test_constraints_msgspec_cannot_apply_fail_at_decoration() -> None:
+    with pytest.raises(TypeError, match="unsupported argument types"):
+
+        @tool
+        def f(n: Annotated[int | None, msgspec.Meta(ge=1)] = None) -> None:
+            return None

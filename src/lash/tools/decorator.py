@@ -266,6 +266,10 @@ def _typed_signature(
     args_type = msgspec.defstruct(
         f"{tool_name}_arguments", fields, kw_only=True, forbid_unknown_fields=True
     )
+    try:  # msgspec checks the hints (and their constraints) when a decoder is built
+        msgspec.json.Decoder(args_type)
+    except TypeError as exc:
+        raise TypeError(f"tool {tool_name!r}: unsupported argument types: {exc}") from exc
 
     def prepare(ctx: ToolContext, arguments: Mapping[str, Any]) -> _Prepared:
         data = _as_object(arguments)

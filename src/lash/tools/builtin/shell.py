@@ -165,7 +165,8 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         shell: Annotated[str | None, "Shell executable (default: the user's shell)."] = None,
         login: Annotated[bool, "Run as a login shell."] = False,
         max_output_tokens: Annotated[
-            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+            Annotated[int, msgspec.Meta(ge=1)] | None,
+            "Cap the returned output (about 4 chars/token).",
         ] = None,
         timeout_ms: Annotated[
             int, msgspec.Meta(ge=1), "Kill the command after this many milliseconds."
@@ -211,7 +212,8 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         shell: Annotated[str | None, "Shell executable (default: the user's shell)."] = None,
         login: Annotated[bool, "Run as a login shell."] = False,
         max_output_tokens: Annotated[
-            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+            Annotated[int, msgspec.Meta(ge=1)] | None,
+            "Cap the returned output (about 4 chars/token).",
         ] = None,
         detach: Annotated[
             bool, "Start fully detached: untracked, survives the session, no stdin."
@@ -303,7 +305,8 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
             int, msgspec.Meta(ge=0, le=30_000), "How long to wait for new output."
         ] = 250,
         max_output_tokens: Annotated[
-            int | None, msgspec.Meta(ge=1), "Cap the returned output (about 4 chars/token)."
+            Annotated[int, msgspec.Meta(ge=1)] | None,
+            "Cap the returned output (about 4 chars/token).",
         ] = None,
     ) -> dict[str, Any]:
         """Send input to a process started with `start_command` and return its new output."""
