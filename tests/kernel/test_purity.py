@@ -31,17 +31,8 @@ _PROBE = textwrap.dedent(
             del sys.modules[name]
     sys.meta_path.insert(0, Blocker())
 
-    # Import the package *shell* only: the facade in lash/__init__.py wires stores and
-    # runtimes together and is allowed to do I/O; what must stay pure is the import graph of
-    # lash.kernel and lash.types themselves.
-    import importlib.util
-    import types
-
-    spec = importlib.util.find_spec("lash")
-    shell = types.ModuleType("lash")
-    shell.__spec__ = spec
-    shell.__path__ = list(spec.submodule_search_locations)
-    sys.modules["lash"] = shell
+    # The real package: its facade loads lazily, so this must stay pure too.
+    import lash
 
     import lash.kernel
     import lash.types
