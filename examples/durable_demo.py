@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +64,9 @@ def step(n: int, text: str) -> None:
 async def worker(db: Path, notes: Path) -> None:
     """The process that will be killed: claims the pending input and hangs in the tool."""
     core = core_for(
-        db, notes, [tool_call("write_note", {"text": "second note"}, "call-2"), reply("unused")],
+        db,
+        notes,
+        [tool_call("write_note", {"text": "second note"}, "call-2"), reply("unused")],
         hang=True,
     )
     async with core:
@@ -93,17 +94,17 @@ async def main(workdir: Path) -> int:
 
     step(2, "a worker process claims the message and is SIGKILLed inside the tool")
     marker = workdir / "worker-in-tool"
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", str(workdir)], stdout=subprocess.DEVNULL
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--worker", str(workdir), stdout=asyncio.subprocess.DEVNULL
     )
     deadline = time.monotonic() + 30
     while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
+        if proc.returncode is not None or time.monotonic() > deadline:
             print("      the worker did not reach the tool", file=sys.stderr)
             return 1
         await asyncio.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    await proc.wait()
     print(f"      worker pid {proc.pid} killed with SIGKILL (exit {proc.returncode})")
 
     step(3, "a new worker takes over the dead worker's lease and finishes the turn")
