@@ -328,6 +328,8 @@ async def test_glob_matches_sorted_and_skips_ignored(tools: WorkspaceTools) -> N
     await make_tree(root_of(tools))
     out = await call(tools, "glob", pattern="*.rs")
     assert out.payload == {"paths": ["a.rs", "b.rs", "sub/deep/file.rs"]}
+    dotted = await call(tools, "glob", pattern="./*.rs")
+    assert dotted.payload == out.payload
     nested = await call(tools, "glob", pattern="**/*.rs", path="sub")
     assert nested.payload == {"paths": ["sub/deep/file.rs"]}
 

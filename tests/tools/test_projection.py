@@ -1,6 +1,10 @@
 """project_output: rendering, the byte and line budget, direction and determinism."""
 
+from typing import Literal
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lash.tools import project_output
 from lash.tools.projection import truncate_text
@@ -47,8 +51,11 @@ def test_failure_with_detail_shows_the_detail() -> None:
 
 def test_cancelled_is_clear() -> None:
     part = project_output(call("t"), ToolCallOutput(status="cancelled"))
-    assert "cancelled" in part.content.lower()
+    assert part.content == "Tool call cancelled."
     assert part.is_error is True
+    why = ToolCallOutput(status="cancelled", payload="turn cancelled by the user")
+    content = project_output(call("t"), why).content
+    assert content == "Tool call cancelled: turn cancelled by the user"
 
 
 def test_within_budget_is_untouched() -> None:
@@ -122,3 +129,29 @@ def test_invalid_budget_is_rejected() -> None:
 
 def test_truncate_text_returns_text_within_limits_unchanged() -> None:
     assert truncate_text("a\nb", max_bytes=10, max_lines=2) == "a\nb"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab é\n日"), max_size=400),
+    max_bytes=st.integers(min_value=1, max_value=120),
+    max_lines=st.integers(min_value=1, max_value=12),
+    keep=st.sampled_from(["head", "tail"]),
+)
+def test_truncation_always_respects_both_limits(
+    text: str, max_bytes: int, max_lines: int, keep: Literal["head", "tail"]
+) -> None:
+    result = truncate_text(text, max_bytes=max_bytes, max_lines=max_lines, keep=keep)
+    assert result == truncate_text(text, max_bytes=max_bytes, max_lines=max_lines, keep=keep)
+    if len(text.encode()) <= max_bytes and text.count("\n") < max_lines:
+        assert result == text
+        return
+    if keep == "head":
+        body, note = result.rsplit("\n", 1)
+        assert text.startswith(body)
+    else:
+        note, body = result.split("\n", 1)
+        assert text.endswith(body)
+    assert note.startswith("[output truncated")
+    assert len(body.encode()) <= max_bytes
+    assert body.count("\n") < max_lines

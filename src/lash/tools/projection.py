@@ -65,8 +65,7 @@ def render_output(output: ToolCallOutput) -> str:
         return f"{text}\n{_json(detail)}" if detail else text
     if output.status == "cancelled":
         message = failure_message(output)
-        base = "Tool call cancelled before it completed."
-        return f"{base} {message}" if message else base
+        return f"Tool call cancelled: {message}" if message else "Tool call cancelled."
     payload = output.payload
     if payload is None:
         return "(no output)"

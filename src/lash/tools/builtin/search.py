@@ -91,6 +91,8 @@ def make_glob(ws: Workspace) -> FunctionTool:
     ) -> dict[str, Any]:
         """Find filesystem paths by glob. Hidden entries, .git, node_modules and gitignored paths are skipped. Returns `paths` (relative to the workspace root) sorted, with truncation metadata."""  # noqa: E501
         base = _directory(ws, path)
+        while pattern.startswith("./"):
+            pattern = pattern[2:]
         try:
             matcher = glob_to_regex(pattern)
         except re.error as exc:

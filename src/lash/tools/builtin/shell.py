@@ -188,6 +188,7 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         except asyncio.CancelledError:
             _kill_group(proc)
             await proc.wait()
+            log.unlink(missing_ok=True)
             raise
         record = _record(ws, log, 0, cap(max_output_tokens), keep_log=False)
         record.update(
