@@ -96,17 +96,43 @@ async def _expect(kind: StoreErrorKind, store: SqliteStore) -> StoreError:
 # --- connection settings and lifecycle --------------------------------------------------
 
 
+async def _sync_level_inside(store: SqliteStore, *, durable: bool) -> int:
+    """The ``synchronous`` level a write transaction of that kind actually runs at."""
+    return int(
+        await store._run_write(
+            lambda conn, now: conn.execute("PRAGMA synchronous").fetchone()[0], durable=durable
+        )
+    )
+
+
 async def test_pragmas_are_set_for_durability(store: SqliteStore) -> None:
     assert await _pragma(store, "journal_mode") == "wal"
-    assert await _pragma(store, "synchronous") == 2  # FULL
     assert await _pragma(store, "busy_timeout") == 15_000
     assert await _pragma(store, "user_version") == SCHEMA_VERSION
     assert await _pragma(store, "application_id") == APPLICATION_ID
+    # acknowledged writes fsync the WAL (FULL); lease/claim bookkeeping rides along (NORMAL)
+    assert await _sync_level_inside(store, durable=True) == 2
+    assert await _sync_level_inside(store, durable=False) == 1
+    assert await _sync_level_inside(store, durable=True) == 2
+
+
+async def test_commits_are_durable_and_bookkeeping_is_not(store: SqliteStore) -> None:
+    fence = await _fence(store)
+    claims_only = store.stats.durable_transactions
+    assert claims_only == 0  # the lease claim did not fsync
+    await store.commit(_commit(fence, 0, (_node("n", None, "x"),)))
+    await store.enqueue_turn_input(PendingTurnInputDraft(session_id=S, input=TurnInput.text("p")))
+    await store.claim_next_turn_inputs(fence)
+    await store.renew_lease(fence, 1_000)
+    assert store.stats.durable_transactions == 2  # the commit and the enqueue
 
 
 async def test_synchronous_knob_selects_normal(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "n.db", synchronous="normal") as store:
-        assert await _pragma(store, "synchronous") == 1
+        assert await _sync_level_inside(store, durable=True) == 1
+        fence = await _fence(store)
+        await store.commit(_commit(fence, 0, (_node("n", None, "x"),)))
+        assert store.stats.durable_transactions == 0
 
 
 async def test_facets_are_durable_and_satisfy_the_protocols(store: SqliteStore) -> None:

@@ -14,6 +14,7 @@ from lash.stores.sqlite.schema import ensure_schema
 
 __all__ = [
     "ConnectionConfig",
+    "SyncState",
     "SqliteStats",
     "close_connection",
     "open_connection",
@@ -30,11 +31,13 @@ Synchronous = Literal["full", "normal"]
 class SqliteStats:
     """Counters a test or benchmark can read (written only by the worker thread).
 
-    ``write_transactions`` counts ``BEGIN IMMEDIATE``; ``probes`` counts read-only checkpoint
-    probes; ``node_rows_read`` counts graph rows decoded by loads.
+    ``write_transactions`` counts ``BEGIN IMMEDIATE`` (``durable_transactions`` those run
+    with ``synchronous=FULL``); ``probes`` counts read-only checkpoint probes;
+    ``node_rows_read`` counts graph rows decoded by loads.
     """
 
     write_transactions: int = 0
+    durable_transactions: int = 0
     read_transactions: int = 0
     probes: int = 0
     node_rows_read: int = 0
@@ -51,6 +54,37 @@ class ConnectionConfig:
     uri: bool
     synchronous: Synchronous
     busy_timeout_ms: int
+
+
+_NORMAL = 1
+_FULL = 2
+
+
+@dataclass(slots=True)
+class SyncState:
+    """Which ``synchronous`` level the connection is at, and which one durable writes use.
+
+    In WAL mode ``NORMAL`` never fsyncs at commit and ``FULL`` fsyncs the WAL, which also
+    makes every earlier transaction durable (the WAL is one ordered log). So writes a host
+    acts on (commits, enqueues, cancels, metadata) run at the durable level, while lease and
+    claim bookkeeping runs at ``NORMAL``: a power cut can lose only a suffix of that
+    bookkeeping, and its owner died in the same cut.
+    """
+
+    durable_level: int
+    current: int = _NORMAL
+
+    @classmethod
+    def for_mode(cls, synchronous: Synchronous) -> SyncState:
+        """``"full"``: durable writes fsync; ``"normal"``: nothing fsyncs at commit."""
+        return cls(durable_level=_FULL if synchronous == "full" else _NORMAL)
+
+    def apply(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """Switch the connection's level (outside a transaction) if it differs."""
+        level = self.durable_level if durable else _NORMAL
+        if level != self.current:
+            conn.execute(f"PRAGMA synchronous = {level}")
+            self.current = level
 
 
 def _set_wal(conn: sqlite3.Connection, deadline_s: float) -> None:
@@ -90,7 +124,7 @@ def open_connection(config: ConnectionConfig) -> sqlite3.Connection:
         conn.execute("PRAGMA user_version").fetchone()
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         _set_wal(conn, time.monotonic() + config.busy_timeout_ms / 1000)
-        conn.execute(f"PRAGMA synchronous = {config.synchronous.upper()}")
+        conn.execute(f"PRAGMA synchronous = {_NORMAL}")  # see SyncState
         conn.execute("PRAGMA temp_store = MEMORY")
         ensure_schema(conn, config.label)
     except StoreError:
@@ -110,14 +144,24 @@ def close_connection(conn: sqlite3.Connection) -> None:
     conn.close()
 
 
-def write_tx(conn: sqlite3.Connection, stats: SqliteStats, fn: Callable[[], T]) -> T:
+def write_tx(
+    conn: sqlite3.Connection,
+    stats: SqliteStats,
+    fn: Callable[[], T],
+    sync: SyncState,
+    *,
+    durable: bool = True,
+) -> T:
     """Run ``fn`` inside ``BEGIN IMMEDIATE``: committed whole, or rolled back whole.
 
     Taking the write lock up front means a read-then-write never acts on a snapshot another
-    writer has already superseded.
+    writer has already superseded. ``durable`` picks the ``synchronous`` level (SyncState).
     """
+    sync.apply(conn, durable)
     conn.execute("BEGIN IMMEDIATE")
     stats.write_transactions += 1
+    if sync.current == _FULL:
+        stats.durable_transactions += 1
     try:
         result = fn()
         conn.execute("COMMIT")

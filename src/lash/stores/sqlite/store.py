@@ -25,6 +25,7 @@ from lash.stores.sqlite import _ingress, _leases, _sessions
 from lash.stores.sqlite._conn import (
     ConnectionConfig,
     SqliteStats,
+    SyncState,
     close_connection,
     open_connection,
     read_tx,
@@ -105,6 +106,7 @@ class SqliteStore:
         self._path = fs_path
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.stats = SqliteStats()
+        self._sync = SyncState.for_mode(synchronous)
         config = ConnectionConfig(
             target=target,
             label=label,
@@ -185,13 +187,20 @@ class SqliteStore:
     def _translate(self, exc: sqlite3.Error) -> Exception:
         return translate(exc, self._label)
 
-    async def _run_write(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
-        """Run ``fn(conn, now_ms)`` in one ``BEGIN IMMEDIATE`` transaction on the worker."""
-        clock, stats = self._clock, self.stats
+    async def _run_write(
+        self, fn: Callable[[sqlite3.Connection, int], T], *, durable: bool = True
+    ) -> T:
+        """Run ``fn(conn, now_ms)`` in one ``BEGIN IMMEDIATE`` transaction on the worker.
+
+        ``durable=False`` is for lease and claim bookkeeping only (see ``SyncState``).
+        """
+        clock, stats, sync = self._clock, self.stats, self._sync
 
         def job(conn: sqlite3.Connection) -> T:
             try:
-                return write_tx(conn, stats, lambda: fn(conn, clock.now_ms()))
+                return write_tx(
+                    conn, stats, lambda: fn(conn, clock.now_ms()), sync, durable=durable
+                )
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
@@ -268,7 +277,8 @@ class SqliteStore:
     async def try_claim_lease(self, session_id: str, owner: LeaseOwner, ttl_ms: int) -> LeaseClaim:
         """Acquire, re-enter (same incarnation), or report ``busy``."""
         return await self._run_write(
-            lambda conn, now: _leases.try_claim(conn, session_id, owner, ttl_ms, now)
+            lambda conn, now: _leases.try_claim(conn, session_id, owner, ttl_ms, now),
+            durable=False,
         )
 
     async def reclaim_lease(
@@ -276,16 +286,19 @@ class SqliteStore:
     ) -> LeaseClaim:
         """Take over from a holder proven dead, only if it is still exactly ``observed``."""
         return await self._run_write(
-            lambda conn, now: _leases.reclaim(conn, session_id, owner, observed, ttl_ms, now)
+            lambda conn, now: _leases.reclaim(conn, session_id, owner, observed, ttl_ms, now),
+            durable=False,
         )
 
     async def renew_lease(self, fence: LeaseFence, ttl_ms: int) -> SessionLease:
         """Extend a live lease; stale fences fail with lease-expired."""
-        return await self._run_write(lambda conn, now: _leases.renew(conn, fence, ttl_ms, now))
+        return await self._run_write(
+            lambda conn, now: _leases.renew(conn, fence, ttl_ms, now), durable=False
+        )
 
     async def release_lease(self, fence: LeaseFence) -> None:
         """Release if ``fence`` still names the lease; otherwise a silent no-op."""
-        await self._run_write(lambda conn, now: _leases.release(conn, fence))
+        await self._run_write(lambda conn, now: _leases.release(conn, fence), durable=False)
 
     async def get_lease(self, session_id: str) -> SessionLease | None:
         """The lease row (possibly expired or released), if any."""
@@ -332,7 +345,8 @@ class SqliteStore:
     ) -> TurnInputClaim | None:
         """Claim deferred next-turn inputs in order under ``fence``'s generation."""
         return await self._run_write(
-            lambda conn, now: _ingress.claim_next_turn_inputs(conn, fence, max_inputs, now)
+            lambda conn, now: _ingress.claim_next_turn_inputs(conn, fence, max_inputs, now),
+            durable=False,
         )
 
     async def claim_active_turn_inputs(
@@ -346,7 +360,8 @@ class SqliteStore:
         return await self._run_write(
             lambda conn, now: _ingress.claim_active_turn_inputs(
                 conn, fence, turn_id, checkpoint, max_inputs, now
-            )
+            ),
+            durable=False,
         )
 
     async def abandon_turn_input_claim(
@@ -356,7 +371,8 @@ class SqliteStore:
         await self._run_write(
             lambda conn, now: _ingress.abandon_turn_input_claim(
                 conn, session_id, claim_id, lease_token
-            )
+            ),
+            durable=False,
         )
 
     # --- queued work ---------------------------------------------------------------------
@@ -380,7 +396,8 @@ class SqliteStore:
     async def claim_leading_session_command(self, fence: LeaseFence) -> QueuedWorkClaim | None:
         """Claim exactly one batch, only if the earliest ready batch is a session command."""
         return await self._run_write(
-            lambda conn, now: _ingress.claim_leading_session_command(conn, fence, now)
+            lambda conn, now: _ingress.claim_leading_session_command(conn, fence, now),
+            durable=False,
         )
 
     async def claim_ready_queued_work(
@@ -390,7 +407,8 @@ class SqliteStore:
         return await self._run_write(
             lambda conn, now: _ingress.claim_ready_queued_work(
                 conn, fence, boundary, max_batches, now
-            )
+            ),
+            durable=False,
         )
 
     async def claim_queued_work_by_batch_ids(
@@ -398,7 +416,8 @@ class SqliteStore:
     ) -> QueuedWorkClaim | None:
         """Claim exactly these batches, if they form a valid claim."""
         return await self._run_write(
-            lambda conn, now: _ingress.claim_exact_batches(conn, fence, boundary, batch_ids, now)
+            lambda conn, now: _ingress.claim_exact_batches(conn, fence, boundary, batch_ids, now),
+            durable=False,
         )
 
     async def claim_checkpoint_work(
@@ -450,7 +469,9 @@ class SqliteStore:
             try:
                 if not read_tx(conn, stats, lambda: probe(conn)):
                     return None, None
-                return write_tx(conn, stats, lambda: claim(conn, clock.now_ms()))
+                return write_tx(
+                    conn, stats, lambda: claim(conn, clock.now_ms()), self._sync, durable=False
+                )
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
@@ -463,7 +484,8 @@ class SqliteStore:
         await self._run_write(
             lambda conn, now: _ingress.abandon_queued_work_claim(
                 conn, session_id, claim_id, lease_token
-            )
+            ),
+            durable=False,
         )
 
     async def cancel_queued_work_batch(
