@@ -6,7 +6,7 @@ import asyncio
 
 import msgspec
 
-from lash.errors import StoreErrorKind
+from lash.errors import StoreError, StoreErrorKind
 from lash.stores.liveness import local_process_owner
 from lash.testing.conformance._harness import StoreHarness, Suite
 from lash.testing.conformance._support import (
@@ -29,6 +29,8 @@ from lash.types import (
     PendingTurnInput,
     QueuedWorkBatch,
     QueuedWorkClaim,
+    TokenLedgerEntry,
+    TokenUsage,
 )
 
 SUITE = Suite("runtime_persistence")
@@ -733,3 +735,64 @@ async def dead_owner_takeover_supersedes_claims_in_both_lanes(h: StoreHarness) -
     )
     await store.commit(commit(S, taken, queue=[q2], inputs=[i2]))
     assert await store.list_queued_work(S) == []
+
+
+@case()
+async def a_failed_commit_changes_nothing(h: StoreHarness) -> None:
+    """A commit that fails late (a duplicate node id, after claims, deferral and usage were
+    already validated) leaves claims, input states, usage, checkpoint and queue untouched."""
+    store = await h.open()
+    fence = await lease(store, S)
+    await store.commit(commit(S, fence, nodes=[message_node("n1")], turn_index=1))
+    await store.enqueue_queued_work(wake_batch(S, "w"))
+    row = await store.enqueue_turn_input(input_draft(S, "hello"))
+    active = await store.enqueue_turn_input(input_draft(S, "steer", turn_id="t1"))
+    queue = await store.claim_ready_queued_work(fence, "idle")
+    inputs = await store.claim_next_turn_inputs(fence)
+    assert queue is not None and inputs is not None
+    usage = [TokenLedgerEntry(source="turn", model="m", usage=TokenUsage(input_tokens=9))]
+    bad = commit(
+        S,
+        fence,
+        nodes=[message_node("n2", parent="n1"), message_node("n1")],
+        expected=1,
+        turn_index=2,
+        queue=[queue],
+        inputs=[inputs],
+        interrupted="t1",
+        usage=usage,
+        outbox=[wake_batch(S, "outbox", source_key="out")],
+        turn_id="t1",
+    )
+    try:
+        await store.commit(bad)
+    except StoreError:
+        pass
+    else:
+        raise AssertionError("appending an existing node id must fail")
+    loaded = await store.load_session(S)
+    assert loaded is not None and loaded.head_revision == 1
+    assert loaded.checkpoint.turn_index == 1 and loaded.token_ledger == ()
+    assert [n.node_id for n in loaded.nodes] == ["n1"]
+    assert _tags(await store.list_queued_work(S)) == ["w"]
+    assert await store.list_pending_queued_work(S) == []
+    kept = await store.get_turn_input(S, row.input_id)
+    assert kept is not None and kept.state == "deferred_next_turn"
+    assert kept.claim is not None and kept.claim.claim_id == inputs.claim_id
+    still_active = await store.get_turn_input(S, active.input_id)
+    assert still_active is not None and still_active.state == "pending_active"
+    good = commit(
+        S,
+        fence,
+        nodes=[message_node("n2", parent="n1")],
+        expected=1,
+        turn_index=2,
+        queue=[queue],
+        inputs=[inputs],
+        interrupted="t1",
+        usage=usage,
+        turn_id="t1",
+    )
+    assert (await store.commit(good)).head_revision == 2
+    deferred = await store.get_turn_input(S, active.input_id)
+    assert deferred is not None and deferred.state == "deferred_next_turn"
