@@ -364,7 +364,10 @@ def _open_log(ws: Workspace, tool_name: str, call_id: str) -> tuple[Path, int]:
 
 def _record(ws: Workspace, log: Path, start: int, limit: int, *, keep_log: bool) -> dict[str, Any]:
     """The output window of ``log`` from byte ``start``: all of it, or head + tail."""
-    end = log.stat().st_size if log.exists() else start
+    try:
+        end = log.stat().st_size
+    except FileNotFoundError:  # removed by hand: report what is known
+        return {"output": "", **({"_end": start} if keep_log else {})}
     size = max(0, end - start)
     record: dict[str, Any] = {"_end": end}
     with log.open("rb") as handle:
