@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from lash.errors import LashRuntimeError
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
 from lash.types import CancellationEvidence
@@ -123,7 +124,11 @@ class TurnControl:
         return None
 
     def terminal(self, session_id: str, turn_id: str) -> asyncio.Future[Any]:
-        """The future resolved with a turn's committed result."""
+        """The future resolved with a turn's committed result (failed for a revoked session)."""
+        if session_id in self._revoked:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(_revoked_error(session_id))
+            return failed
         key = (session_id, turn_id)
         fut = self._terminals.get(key)
         if fut is None:
@@ -133,21 +138,37 @@ class TurnControl:
         return fut
 
     def publish_terminal(self, session_id: str, turn_id: str, result: Any) -> None:
-        """Resolve a turn's terminal future (first writer wins)."""
+        """Resolve a turn's terminal future (first writer wins; ignored once revoked)."""
+        if session_id in self._revoked:
+            return
         fut = self.terminal(session_id, turn_id)
         if not fut.done():
             fut.set_result(result)
 
     def revoke_session(self, session_id: str) -> None:
-        """Forget a deleted session's control promises forever."""
+        """Forget a deleted session's control promises forever.
+
+        Terminal promises go too, so a recreated session id never attaches to a deleted
+        session's result; anyone still waiting on one gets ``turn_control_unknown_or_revoked``.
+        """
         self._revoked.add(session_id)
         for key in [k for k in self._gates if k[0] == session_id]:
             self._gates.pop(key, None)
             self._events.pop(key, None)
+        for key in [k for k in self._terminals if k[0] == session_id]:
+            fut = self._terminals.pop(key)
+            if not fut.done():
+                fut.set_exception(_revoked_error(session_id))
 
     def unrevoke_session(self, session_id: str) -> None:
         """Allow a recreated session id to be controlled again."""
         self._revoked.discard(session_id)
+
+
+def _revoked_error(session_id: str) -> LashRuntimeError:
+    return LashRuntimeError(
+        "turn_control_unknown_or_revoked", f"session {session_id!r} was deleted"
+    )
 
 
 @runtime_checkable
