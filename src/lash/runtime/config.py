@@ -15,6 +15,7 @@ from lash.runtime.observation import LiveReplayStore
 from lash.runtime.plugins import Plugin
 from lash.stores.base import AttachmentStore, ProcessEnvStore, SessionStore
 from lash.tools.base import Tool
+from lash.trace.base import TraceSink
 from lash.types import ModelSpec
 
 __all__ = ["CoreConfig", "MAX_AGENT_FRAME_SWITCHES", "TOOL_CANCEL_GRACE_S"]
@@ -47,3 +48,4 @@ class CoreConfig:
     tool_output_max_bytes: int = 16 * 1024
     tool_output_max_lines: int = 400
     provider_id: str | None = None
+    trace: TraceSink | None = None

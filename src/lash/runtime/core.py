@@ -9,6 +9,7 @@ is the named embedded default: one SQLite file for every facet, files beside it,
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ from lash.runtime.state import SessionState
 from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
 from lash.stores.liveness import local_process_owner
 from lash.tools.base import Tool, ToolProvider
+from lash.trace.base import TraceSink
 from lash.types import (
     LeaseOwner,
     ModelSpec,
@@ -272,6 +274,11 @@ class LashCore:
             return
         self._closed = True
         cfg = self._cfg
+        if cfg.trace is not None:
+            try:
+                cfg.trace.flush()
+            except Exception:  # tracing is an observer: never fail a shutdown for it
+                logging.getLogger(__name__).exception("flushing the trace sink failed")
         await cfg.provider.aclose()
         closers = [cfg.store, cfg.attachments, cfg.process_envs]
         seen: set[int] = set()
@@ -317,6 +324,7 @@ class LashCoreBuilder:
         self._max_turns: int | None = 50
         self._system_prompt: str | None = None
         self._sleep: Callable[[float], Any] = asyncio.sleep
+        self._trace: TraceSink | None = None
 
     def provider(self, provider: LlmProvider) -> LashCoreBuilder:
         """The model provider."""
@@ -412,6 +420,11 @@ class LashCoreBuilder:
         self._system_prompt = prompt
         return self
 
+    def trace(self, sink: TraceSink | None) -> LashCoreBuilder:
+        """Write trace records (turns, model calls, tool calls, usage) to ``sink``."""
+        self._trace = sink
+        return self
+
     def build(self) -> LashCore:
         """Validate and wire."""
         if self._provider is None:
@@ -475,6 +488,7 @@ class LashCoreBuilder:
             system_prompt=self._system_prompt,
             sleep=self._sleep,
             provider_id=getattr(self._provider, "kind", None),
+            trace=self._trace,
         )
         return LashCore(config)
 

@@ -55,6 +55,7 @@ from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
 from lash.tools import ToolContext, execute_tool_call, project_output
 from lash.tools.base import Tool
+from lash.trace.base import TraceContext, Tracer
 from lash.types import (
     AgentFrameRecord,
     AgentFrameTask,
@@ -254,6 +255,15 @@ class PhysicalTurn:
         self.attachment_ids: list[str] = []
         self.prompt_extra: list[Message] = []
         self.provider = _GuardedProvider(config.provider)
+        self.tracer = Tracer(
+            config.trace,
+            TraceContext(
+                session_id=self.session_id,
+                turn_id=self.turn_id,
+                turn_index=self.turn_index,
+                graph_node_id=f"turn:{self.session_id}:{self.turn_id}",
+            ),
+        )
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -304,6 +314,7 @@ class PhysicalTurn:
 
     async def run(self) -> TurnEnd:
         """Run the turn to its single commit."""
+        self.tracer.emit("turn_started", {"input": self.req.input})
         parts, invalid = await self._normalize_input()
         if invalid is not None:
             issue = TurnIssue(kind="input_validation", code="invalid_turn_input", message=invalid)
@@ -482,6 +493,14 @@ class PhysicalTurn:
             )
 
         started = self.cfg.clock.now_ms()
+        span = {
+            "graph_node_id": f"llm:{call_id}",
+            "parent_graph_node_id": f"turn:{self.session_id}:{self.turn_id}",
+            "protocol_iteration": effect.protocol_iteration,
+            "effect_id": effect.effect_id,
+            "llm_call_id": call_id,
+        }
+        self.tracer.emit("llm_call_started", {"request": request}, **span)
         task = asyncio.ensure_future(
             self.cfg.effect_host.run_effect(
                 self.scope, "llm_call", effect.replay_key, request, call
@@ -506,6 +525,7 @@ class PhysicalTurn:
                     ),
                 )
             )
+            self.tracer.emit("llm_call_failed", {"error": "cancelled"}, **span)
             return LlmFailed(effect_id=effect.effect_id, failure=_CANCELLED_FAILURE)
         try:
             outcome, record = task.result()
@@ -519,8 +539,16 @@ class PhysicalTurn:
             )
         self.llm_calls.append(record)
         if isinstance(outcome, ProviderFailure):
+            self.tracer.emit("llm_call_failed", {"error": outcome, "call": record}, **span)
             await self._retract(prose, reasoning, streamed)
             return LlmFailed(effect_id=effect.effect_id, failure=outcome)
+        self.tracer.emit(
+            "llm_call_completed",
+            {"response": outcome, "usage": outcome.usage, "call": record},
+            **span,
+        )
+        if outcome.usage is not None:
+            self.tracer.emit("token_usage", {"usage": outcome.usage}, **span)
         return LlmCompleted(
             effect_id=effect.effect_id, response=outcome, text_streamed=streamed["prose"]
         )
@@ -543,6 +571,13 @@ class PhysicalTurn:
         contexts: list[list[ToolContext]] = [[] for _ in calls]
 
         for call in calls:
+            self.tracer.emit(
+                "tool_call_started",
+                {"call_id": call.id, "name": call.name, "args": call.arguments},
+                graph_node_id=f"tool:{call.id}",
+                parent_graph_node_id=f"turn:{self.session_id}:{self.turn_id}",
+                effect_id=effect.effect_id,
+            )
             await self.emitter.emit(
                 ToolCallStarted(name=call.name, args=dict(call.arguments), call_id=call.id), call.id
             )
@@ -661,6 +696,19 @@ class PhysicalTurn:
                     duration_ms=durations[index],
                     attempts=output.attempts,
                 )
+            )
+            self.tracer.emit(
+                "tool_call_completed",
+                {
+                    "call_id": call.id,
+                    "name": call.name,
+                    "args": call.arguments,
+                    "output": output,
+                    "duration_ms": durations[index],
+                },
+                graph_node_id=f"tool:{call.id}",
+                parent_graph_node_id=f"turn:{self.session_id}:{self.turn_id}",
+                effect_id=effect.effect_id,
             )
             await self.emitter.emit(
                 ToolCallCompleted(
@@ -964,6 +1012,16 @@ class PhysicalTurn:
             with contextlib.suppress(StoreError):
                 await self.cfg.attachments.commit_refs(self.session_id, self.attachment_ids)
         self.cfg.effect_host.turn_control.publish_terminal(self.session_id, self.turn_id, result)
+        self.tracer.emit(
+            "turn_completed",
+            {
+                "status": result.outcome.kind,
+                "done_reason": result.outcome.reason,
+                "agent_frame_switch": switch is not None,
+                "head_revision": result.head_revision,
+                "usage": result.usage,
+            },
+        )
         return TurnEnd(result=result, commit=commit_result, frame_switch=switch)
 
 
