@@ -19,7 +19,7 @@ from lash.clock import ManualClock
 from lash.errors import StoreError, StoreErrorKind
 from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
 from lash.stores.liveness import opaque_owner
-from lash.stores.sqlite import SCHEMA_VERSION, SqliteStore
+from lash.stores.sqlite import SCHEMA_VERSION, SqliteStore, schema
 from lash.stores.sqlite.schema import APPLICATION_ID
 from lash.types import (
     GraphAppend,
@@ -269,6 +269,52 @@ async def test_read_only_database_is_refused(tmp_path: Path) -> None:
             await _expect(StoreErrorKind.READ_ONLY, SqliteStore(locked / "new.db"))
         finally:
             locked.chmod(0o700)
+
+
+async def test_missing_directory_is_a_clear_backend_error(tmp_path: Path) -> None:
+    err = await _expect(StoreErrorKind.BACKEND, SqliteStore(tmp_path / "nope" / "x.db"))
+    assert "does not exist" in err.message
+
+
+async def test_empty_file_becomes_a_fresh_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    async with SqliteStore(path) as store:
+        assert await _pragma(store, "user_version") == SCHEMA_VERSION
+
+
+def test_migrations_are_a_contiguous_list() -> None:
+    versions = [m.version for m in schema.MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))
+    assert schema.SCHEMA_VERSION == versions[-1]
+
+
+async def test_older_database_is_migrated_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file at the current version opens under a newer lash and keeps its data."""
+    path = tmp_path / "old.db"
+    async with SqliteStore(path) as store:
+        fence = await _fence(store)
+        await store.commit(_commit(fence, 0, (_node("n1", None, "kept"),)))
+    current = schema.SCHEMA_VERSION
+    upgrade = schema.Migration(
+        version=current + 1,
+        description="a test-only table",
+        statements=("CREATE TABLE test_notes (note TEXT)",),
+    )
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, upgrade))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    async with SqliteStore(path) as store:
+        assert await _pragma(store, "user_version") == current + 1
+        session = await store.load_session(S)
+        assert session is not None and [n.node_id for n in session.nodes] == ["n1"]
+        assert await store._run_raw(
+            lambda conn: conn.execute("SELECT count(*) FROM test_notes").fetchone()[0] == 0
+        )
+    monkeypatch.undo()
+    # the previous lash now refuses the upgraded file instead of misreading it
+    await _expect(StoreErrorKind.SCHEMA_TOO_NEW, SqliteStore(path))
 
 
 # --- failures mid-commit ---------------------------------------------------------------

@@ -41,7 +41,13 @@ def translate(exc: sqlite3.Error, path: str | None = None) -> StoreError:
     if primary == _SQLITE_READONLY:
         return StoreError(StoreErrorKind.READ_ONLY, f"the database is read-only{where}: {exc}")
     if primary == _SQLITE_CANTOPEN:
-        if path is not None and not _dir_writable(path):
+        directory = _directory(path) if path is not None else None
+        if directory is not None and not os.path.isdir(directory):
+            return StoreError(
+                StoreErrorKind.BACKEND,
+                f"the database directory {directory} does not exist{where}: {exc}",
+            )
+        if directory is not None and not os.access(directory, os.W_OK | os.X_OK):
             return StoreError(
                 StoreErrorKind.READ_ONLY,
                 f"the database directory is not writable{where}: {exc}",
@@ -65,6 +71,7 @@ def translate_os(exc: OSError, what: str) -> StoreError:
     return StoreError(StoreErrorKind.BACKEND, f"I/O error while {what}: {exc}")
 
 
-def _dir_writable(path: str) -> bool:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    return os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)
+def _directory(path: str) -> str | None:
+    if path in ("", ":memory:"):
+        return None
+    return os.path.dirname(os.path.abspath(path)) or "."
