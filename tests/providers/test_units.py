@@ -12,6 +12,7 @@ from lash.providers import ProviderConfigError, from_env
 from lash.providers._classify import classify_error_payload, classify_http, parse_retry_after
 from lash.providers._common import merge_usage, parse_arguments, usage_from_openai
 from lash.providers._sse import SseDecodeError, SseDecoder
+from lash.providers.openai_chat import OpenAIChatProvider
 from lash.testing.wire import WireScript, WireScriptError, match_request
 from lash.types import TokenUsage
 
@@ -265,8 +266,11 @@ async def test_from_env_picks_by_precedence() -> None:
             "openai-compatible",
             "anthropic",
         ]
-        assert chosen[3].base_url == "https://openrouter.ai/api/v1"
-        assert chosen[4].base_url == "http://127.0.0.1:8000/v1"
+        routed = [p for p in chosen if isinstance(p, OpenAIChatProvider)]
+        assert [p.base_url for p in routed] == [
+            "https://openrouter.ai/api/v1",
+            "http://127.0.0.1:8000/v1",
+        ]
     finally:
         for provider in chosen:
             await provider.aclose()
