@@ -116,7 +116,8 @@ async def attachment_store_survives_reopen(h: StoreHarness) -> None:
     blobs = await h.attachments()
     ref = await blobs.put(S, b"durable", "text/plain")
     await blobs.commit_refs(S, [ref.id])
+    intent = await blobs.put(S, b"intent only", "text/plain", owner_turn_id="t1")
     again = await h.reopen_attachments(blobs)
     assert await again.get(S, ref.id) == b"durable"
-    assert await again.holds_ref(S, ref.id)
-    assert [b.id for b in await again.list_blobs()] == [ref.id]
+    assert await again.holds_ref(S, ref.id) and await again.holds_ref(S, intent.id)
+    assert sorted(b.id for b in await again.list_blobs()) == sorted([ref.id, intent.id])

@@ -544,3 +544,80 @@ async def checkpoint_claim_probe_is_read_only_on_empty_or_deferred_heads(h: Stor
         StoreErrorKind.SESSION_EXECUTION_LEASE_EXPIRED,
         store.claim_checkpoint_work(stale, "t1", "after_work"),
     )
+
+
+_ATTACH = {"attachments"}
+_ATTACH_WHY = "attachment references live in the backend's attachment store"
+
+
+@case(requires=_ATTACH, reason=_ATTACH_WHY)
+async def attachment_manifest_records_intent_and_commit_stamps(h: StoreHarness) -> None:
+    """A put records the session's reference; out-of-band and runtime commits stamp it
+    without creating references; forgetting removes the orphan."""
+    store = await h.open()
+    blobs = await h.attachments()
+    ref = await blobs.put(S, b"chart", "image/png", owner_turn_id="t1")
+    assert await blobs.holds_ref(S, ref.id)
+    await blobs.commit_refs(S, [ref.id])
+    fence = await lease(store, S)
+    stamped = msgspec.structs.replace(
+        commit(S, fence, nodes=[message_node("n1")]), committed_attachment_ids=(ref.id,)
+    )
+    assert (await store.commit(stamped.stamped("t1"))).head_revision == 1
+    assert await blobs.get(S, ref.id) == b"chart"
+    await blobs.commit_refs(OTHER, [ref.id])
+    assert not await blobs.holds_ref(OTHER, ref.id)
+    await blobs.forget(S, ref.id)
+    assert not await blobs.holds_ref(S, ref.id)
+    await blobs.commit_refs(S, [ref.id])  # a forgotten reference is never resurrected
+    assert not await blobs.holds_ref(S, ref.id)
+    await expect_error(StoreErrorKind.NOT_FOUND, blobs.get(S, ref.id))
+
+
+@case(requires=_ATTACH, reason=_ATTACH_WHY)
+async def attachment_manifest_keeps_same_content_ownership_per_session(h: StoreHarness) -> None:
+    """Two sessions holding the same content keep independent references."""
+    blobs = await h.attachments()
+    a = await blobs.put(S, b"same", "text/plain")
+    b = await blobs.put(OTHER, b"same", "text/plain")
+    assert a.id == b.id
+    await blobs.commit_refs(S, [a.id])
+    await blobs.forget(OTHER, b.id)
+    assert await blobs.holds_ref(S, a.id) and await blobs.get(S, a.id) == b"same"
+    assert not await blobs.holds_ref(OTHER, a.id)
+    await blobs.put(OTHER, b"same", "text/plain")  # re-recording never disturbs S's reference
+    await blobs.forget(OTHER, a.id)
+    assert await blobs.holds_ref(S, a.id)
+
+
+@case(requires=_ATTACH, reason=_ATTACH_WHY)
+async def attachment_manifest_reference_tracking_and_gc_root_set(h: StoreHarness) -> None:
+    """Intents and committed references both hold a blob against sweeps; other sessions and
+    unknown ids hold nothing; forgetting every reference makes the blob collectable."""
+    blobs = await h.attachments()
+    intent = await blobs.put(S, b"intent", "text/plain")
+    committed = await blobs.put(S, b"committed", "text/plain")
+    await blobs.commit_refs(S, [committed.id])
+    assert await blobs.holds_ref(S, intent.id) and await blobs.holds_ref(S, committed.id)
+    assert not await blobs.holds_ref(OTHER, intent.id)
+    assert not await blobs.holds_ref(S, "f" * 64)
+    assert (await blobs.sweep_unreferenced(0)).reclaimed_count == 0
+    assert len(await blobs.list_blobs()) == 2
+    await blobs.forget(S, intent.id)
+    assert (await blobs.sweep_unreferenced(0)).reclaimed_count == 1
+    assert [b.id for b in await blobs.list_blobs()] == [committed.id]
+    await blobs.forget(S, committed.id)
+    assert (await blobs.sweep_unreferenced(0)).reclaimed_count == 1
+    assert await blobs.list_blobs() == []
+
+
+@case(requires=_ATTACH, reason=_ATTACH_WHY)
+async def attachment_guard_hides_blobs_from_sessions_without_a_reference(h: StoreHarness) -> None:
+    """Replaces the no-op-manifest check: every backend here keeps a real manifest, so the
+    session guard always applies — a guessed hash reveals nothing."""
+    blobs = await h.attachments()
+    ref = await blobs.put(S, b"private", "text/plain")
+    await expect_error(StoreErrorKind.NOT_FOUND, blobs.get(OTHER, ref.id))
+    assert not await blobs.holds_ref(OTHER, ref.id)
+    await blobs.forget(OTHER, ref.id)  # forgetting a reference one never held is harmless
+    assert await blobs.get(S, ref.id) == b"private"
