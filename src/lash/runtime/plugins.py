@@ -15,6 +15,9 @@ hook                      failure code                 allowed directives
 ``finalize_turn``         ``plugin_finalize_turn``     enqueue, emit (abort is an error)
 ``validate_turn_extension`` ``protocol_turn_extension`` accept / reject
 ========================  ==========================  ======================================
+
+Plugins also shape the tool catalog (``tools`` contributes, ``filter_tools`` restricts) and may
+own the projection of tool results the model sees (``project_tool_output``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lash.types import CheckpointKind, LlmRequest, Message, SessionGraph, TurnResult
+from lash.tools.base import Tool
+from lash.types import (
+    CheckpointKind,
+    LlmRequest,
+    Message,
+    SessionGraph,
+    ToolCallOutput,
+    ToolCallPart,
+    ToolResultPart,
+    TurnResult,
+)
 from lash.types._base import Record
 
 __all__ = [
@@ -158,6 +171,23 @@ class Plugin:
     def validate_turn_extension(self, extension: Any) -> bool:
         """Accept or reject a live per-turn protocol extension."""
         return True
+
+    def tools(self) -> Sequence[Tool]:
+        """Tools this plugin contributes to the session's catalog (membership = availability)."""
+        return ()
+
+    def filter_tools(self, tools: dict[str, Tool]) -> dict[str, Tool]:
+        """Restrict the effective catalog for the next turn (e.g. plan mode)."""
+        return tools
+
+    def project_tool_output(
+        self, call: ToolCallPart, output: ToolCallOutput
+    ) -> ToolResultPart | None:
+        """What the model sees of a tool result; the first plugin returning a part wins.
+
+        ``None`` leaves it to the default budgeted projection. The full output stays durable.
+        """
+        return None
 
     async def compact_context(self, ctx: CompactionContext) -> Sequence[Message]:
         """Seed messages for a compaction frame (empty: this plugin does not compact)."""

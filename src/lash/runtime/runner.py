@@ -104,6 +104,7 @@ from lash.types import (
     ToolCallPart,
     ToolCallRecord,
     ToolCallStarted,
+    ToolResultPart,
     ToolValue,
     TurnInput,
     TurnInputClaim,
@@ -255,6 +256,13 @@ class PhysicalTurn:
         self.attachment_ids: list[str] = []
         self.prompt_extra: list[Message] = []
         self.provider = _GuardedProvider(config.provider)
+        catalog = dict(tools)
+        for plugin in plugins:
+            for contributed in plugin.tools():
+                catalog[contributed.spec.name] = contributed
+        for plugin in plugins:
+            catalog = plugin.filter_tools(catalog)
+        self.tools = catalog
         self.tracer = Tracer(
             config.trace,
             TraceContext(
@@ -671,12 +679,7 @@ class PhysicalTurn:
                     payload="cancelled before it finished",
                     error_code="cancelled",
                 )
-            model_return = project_output(
-                call,
-                output,
-                max_bytes=self.cfg.tool_output_max_bytes,
-                max_lines=self.cfg.tool_output_max_lines,
-            )
+            model_return = self._project(call, output)
             results.append(
                 ToolResult(
                     call=call,
@@ -727,6 +730,27 @@ class PhysicalTurn:
                         ToolValue(tool_name=call.name, value=terminal.get("value"))
                     )
         return ToolResults(effect_id=effect.effect_id, results=tuple(results), cancelled=cancelled)
+
+    def _project(self, call: ToolCallPart, output: ToolCallOutput) -> ToolResultPart:
+        for plugin in self.plugins:
+            try:
+                part = plugin.project_tool_output(call, output)
+            except Exception as err:
+                log.warning("tool-result projector of plugin %r failed: %s", plugin.id, err)
+                return ToolResultPart(
+                    tool_call_id=call.id,
+                    name=call.name,
+                    content=f"Error [projection_failed]: {err}",
+                    is_error=True,
+                )
+            if part is not None:
+                return part
+        return project_output(
+            call,
+            output,
+            max_bytes=self.cfg.tool_output_max_bytes,
+            max_lines=self.cfg.tool_output_max_lines,
+        )
 
     async def _run_checkpoint(self, effect: Checkpoint) -> Response | None:
         if self.cancel_event.is_set():
