@@ -236,3 +236,22 @@ async def test_enqueue_rejects_live_plugin_inputs(make_core: Any) -> None:
         await session.enqueue("x", plugin_inputs={"memo": object()})
     assert err.value.code == RuntimeErrorCode.DURABLE_EFFECT_LIVE_PLUGIN_INPUT
     assert await session.pending_inputs() == []
+
+
+async def test_vacuum_removes_terminal_input_tombstones(make_core: Any) -> None:
+    provider = ScriptedProvider([reply("ran")])
+    store = MemoryStore()
+    core = make_core(provider, store=store)
+    session = await core.session("s").open()
+    done = await session.enqueue("run me")
+    dropped = await session.enqueue("drop me")
+    await session.cancel_pending(dropped.id)
+    await session.process_pending()
+    live = await session.enqueue("still pending")
+    report = await core.vacuum()
+    assert report.removed_pending_turn_input_tombstone_count == 2
+    assert await store.get_turn_input("s", done.id) is None
+    assert await store.get_turn_input("s", dropped.id) is None
+    assert [p.id for p in await session.pending_inputs()] == [live.id]
+    again = await core.vacuum()
+    assert again.removed_pending_turn_input_tombstone_count == 0

@@ -46,6 +46,7 @@ from lash.types import (
     SessionMeta,
     TurnInput,
     TurnInputIngress,
+    VacuumReport,
 )
 
 __all__ = ["LashCore", "LashCoreBuilder", "SessionOpener"]
@@ -259,6 +260,15 @@ class LashCore:
                 await self._cfg.store.delete_session(session_id)
             except StoreError as err:
                 raise err.to_runtime_error() from err
+
+    async def vacuum(self) -> VacuumReport:
+        """Physically remove terminal ingress tombstones and tombstoned nodes (host lever)."""
+        if self._cfg.store is None:
+            return VacuumReport()
+        try:
+            return await self._cfg.store.vacuum()
+        except StoreError as err:
+            raise err.to_runtime_error() from err
 
     async def list_sessions(self) -> list[SessionMeta]:
         """Every stored session."""
