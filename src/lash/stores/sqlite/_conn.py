@@ -52,7 +52,6 @@ class ConnectionConfig:
     label: str
     """The path used in error messages."""
     uri: bool
-    synchronous: Synchronous
     busy_timeout_ms: int
 
 
@@ -126,6 +125,8 @@ def open_connection(config: ConnectionConfig) -> sqlite3.Connection:
         _set_wal(conn, time.monotonic() + config.busy_timeout_ms / 1000)
         conn.execute(f"PRAGMA synchronous = {_NORMAL}")  # see SyncState
         conn.execute("PRAGMA temp_store = MEMORY")
+        # A checkpoint after one huge transaction shrinks the WAL back instead of keeping it.
+        conn.execute("PRAGMA journal_size_limit = 67108864").fetchall()
         ensure_schema(conn, config.label)
     except StoreError:
         conn.close()

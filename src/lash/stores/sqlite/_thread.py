@@ -108,13 +108,6 @@ class SqliteWorker:
         if self._thread.is_alive():
             await asyncio.to_thread(self._stopped.wait)
 
-    def close_sync(self) -> None:
-        """Blocking close for non-async callers (tests, interpreter shutdown)."""
-        if not self._closed:
-            self._closed = True
-            self._jobs.put(None)
-        self._stopped.wait()
-
     def _main(self) -> None:
         conn: sqlite3.Connection | None = None
         try:

@@ -1,9 +1,13 @@
 """``SqliteStore``: every session-store facet in one SQLite file, the embedded durable default.
 
 One connection lives on its own worker thread (:mod:`._thread`); each method is one job and,
-when it writes, one ``BEGIN IMMEDIATE`` transaction. WAL with ``synchronous=FULL`` (the
-default) makes an acknowledged commit survive power loss; ``synchronous="normal"`` trades
-that for speed (still crash-consistent, but the last commits may roll back on power loss).
+when it writes, one ``BEGIN IMMEDIATE`` transaction. The file is in WAL mode. With
+``synchronous="full"`` (the default) every write a host may act on — a commit, an enqueue, a
+cancel, metadata — fsyncs the WAL before it returns, so it survives power loss; lease and
+claim bookkeeping does not fsync by itself (see ``SyncState``), which leaves one fsync per
+turn. ``synchronous="normal"`` never fsyncs at commit: still crash-consistent, but the last
+acknowledged commits may roll back on power loss.
+
 Several ``SqliteStore`` objects (threads or processes) may share one file: the write lock and
 the busy timeout serialise them.
 """
@@ -111,7 +115,6 @@ class SqliteStore:
             target=target,
             label=label,
             uri=uri,
-            synchronous=synchronous,
             busy_timeout_ms=busy_timeout_ms,
         )
         self._worker = SqliteWorker(
