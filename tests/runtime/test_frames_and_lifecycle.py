@@ -191,3 +191,30 @@ def test_builder_requires_explicit_wiring() -> None:
             .build()
         )
     assert err.value.kind == "missing_session_store"
+
+
+async def test_branch_and_retention_never_break_the_active_path(make_core: Any) -> None:
+    store = MemoryStore()
+    core = make_core([reply("one"), reply("two"), reply("two again")], store=store)
+    session = await core.session("s").open()
+    await session.turn("first").run()
+    loaded = await store.load_session("s")
+    assert loaded is not None
+    branch_point = loaded.leaf_node_id
+    assert branch_point is not None
+    await session.turn("second").run()
+    await session.branch_to(branch_point)
+    await session.turn("second, rephrased").run()
+    view = await session.read_view()
+    assert [m.text for m in view.messages] == ["first", "one", "second, rephrased", "two again"]
+    full = await store.load_session("s")
+    assert full is not None and len(full.nodes) == 6
+    pruned = await session.prune_off_path(older_than_ms=core.config.clock.now_ms() + 1)
+    assert pruned == 2  # the abandoned "second" exchange
+    report = await core.vacuum()
+    assert report.removed_node_count == 2
+    after = await store.load_session("s")
+    assert after is not None and len(after.nodes) == 4
+    view = await session.read_view()
+    assert [m.text for m in view.messages] == ["first", "one", "second, rephrased", "two again"]
+    assert await session.prune_off_path(older_than_ms=0) == 0

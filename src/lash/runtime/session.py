@@ -823,6 +823,75 @@ class LashSession:
             finally:
                 await self._settle(guard, error)
 
+    async def branch_to(self, node_id: str) -> None:
+        """Move the active leaf to an earlier node; later history stays stored, off the path."""
+        store = self._require_store("branching")
+        async with self._lock:
+            guard = await self._acquire()
+            assert guard is not None
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                state = self._state
+                if node_id not in state.graph:
+                    raise LashRuntimeError(
+                        RuntimeErrorCode.STORE_COMMIT_FAILED,
+                        f"session {self.session_id} has no node {node_id!r}",
+                    )
+                result = await self._store_call(
+                    store.commit(
+                        RuntimeCommit(
+                            session_id=self.session_id,
+                            graph=GraphUnchanged(leaf_node_id=node_id),
+                            checkpoint=state.checkpoint,
+                            config=state.config,
+                            expected_head_revision=state.head_revision,
+                            lease=guard.fence,
+                            release_lease=True,
+                            agent_frames=tuple(state.agent_frames),
+                            current_agent_frame_id=state.current_frame_id,
+                        )
+                    )
+                )
+                guard.mark_released()
+                state.graph.branch_to(node_id)
+                state.head_revision = result.head_revision
+                state.lease_generation = guard.generation
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+
+    async def prune_off_path(self, older_than_ms: int) -> int:
+        """Retention lever: hide graph nodes that are off the active path and older than the
+        cutoff (``vacuum()`` then deletes them). The active path is never touched. Returns how
+        many nodes were tombstoned."""
+        store = self._require_store("pruning history")
+        async with self._lock:
+            guard = await self._acquire()
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                persisted = await self._store_call(store.load_session(self.session_id))
+                if persisted is None:
+                    return 0
+                state = SessionState.from_persisted(persisted)
+                on_path = {n.node_id for n in state.graph.active_path()}
+                doomed = [
+                    n.node_id
+                    for n in persisted.nodes
+                    if n.node_id not in on_path and n.timestamp_ms < older_than_ms
+                ]
+                if doomed:
+                    await self._store_call(store.tombstone_nodes(self.session_id, doomed))
+                return len(doomed)
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+
     async def park(self) -> ParkedSession:
         """Drop this handle's runtime state; reopen later with ``core.resume(parked)``."""
         self._require_store("parking a session")
