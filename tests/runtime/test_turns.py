@@ -245,8 +245,20 @@ async def test_cancel_after_completion_reports_completion_won(make_core: Any) ->
     assert result.turn_id == "t-1"
     receipt = await session.request_turn_cancel("t-1", "late")
     assert receipt.outcome == "completion_won_race"
-    unknown = await session.request_turn_cancel("nope", "x")
-    assert unknown.outcome == "unknown_or_revoked"
+
+
+async def test_cancel_before_start_ends_the_turn_without_a_model_call(make_core: Any) -> None:
+    provider = ScriptedProvider([reply("never")])
+    core = make_core(provider)
+    session = await core.session("s").open()
+    receipt = await session.request_turn_cancel("t-later", "early-stop", origin="ui")
+    assert receipt.outcome == "requested"
+    result = await session.turn("hi").turn_id("t-later").run()
+    assert result.outcome.reason == "cancelled"
+    assert result.cancellation is not None and result.cancellation.request_id == "early-stop"
+    assert provider.requests == []
+    view = await session.read_view()
+    assert [m.role for m in view.messages] == ["user"]
 
 
 async def test_second_live_writer_is_busy(make_core: Any) -> None:

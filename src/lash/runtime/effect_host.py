@@ -90,13 +90,19 @@ class TurnControl:
     def request_cancel(
         self, session_id: str, turn_id: str, evidence: CancellationEvidence
     ) -> CancelReceipt:
-        """Resolve the gate with a cancel request, first writer wins."""
+        """Resolve the gate with a cancel request, first writer wins.
+
+        A request for a turn that has not started yet is kept: when that turn starts it finds
+        the gate already resolved and ends cancelled without calling the model.
+        """
         if session_id in self._revoked:
             return CancelReceipt(outcome="unknown_or_revoked")
         key = (session_id, turn_id)
         gate = self._gates.get(key)
         if gate is None:
-            return CancelReceipt(outcome="unknown_or_revoked")
+            gate = GateState()
+            self._gates[key] = gate
+            self._trim()
         if gate.status == "cancel_requested":
             return CancelReceipt(outcome="already_requested", evidence=gate.evidence)
         if gate.status == "completion_sealed":
