@@ -8,8 +8,11 @@ linear storage growth and active-path reads that touch only the path.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from lash.types import (
     TokenLedgerEntry,
     TokenUsage,
     TurnInput,
+    TurnInputClaimCompletion,
 )
 
 S = "session-1"
@@ -332,8 +336,6 @@ async def test_full_disk_fails_the_commit_whole(store: SqliteStore) -> None:
     pages = await _pragma(store, "page_count")
     await store._run_raw(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}").fetchall())
 
-    from lash.types import TurnInputClaimCompletion
-
     big = tuple(_node(f"big{i}", "n0" if i == 0 else f"big{i - 1}", "y" * 4_000) for i in range(8))
     completion = TurnInputClaimCompletion(
         claim_id=claim.claim_id, lease_token=claim.lease_token, input_ids=claim.input_ids
@@ -478,8 +480,6 @@ async def test_two_handles_serialise_on_the_write_lock(tmp_path: Path, clock: Ma
         fence = await _fence(a)
         first = _commit(fence, 0, (_node("x", None, "from a"),))
         second = _commit(fence, 0, (_node("y", None, "from b"),))
-        import asyncio
-
         results = await asyncio.gather(a.commit(first), b.commit(second), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1 and isinstance(errors[0], StoreError)
@@ -594,3 +594,77 @@ async def test_delete_session_removes_every_row(store: SqliteStore) -> None:
     assert set((await store._run_raw(counts)).values()) == {0}
     again = await _fence(store)
     assert again.fencing_token == 1
+
+
+# --- a real crash ----------------------------------------------------------------------
+
+_COMMIT_LOOP = """
+import asyncio, sys
+from lash.stores.liveness import opaque_owner
+from lash.stores.sqlite import SqliteStore
+from lash.types import *
+
+async def main(path):
+    async with SqliteStore(path) as store:
+        claim = await store.try_claim_lease("s", opaque_owner("child", "inc"), 600_000)
+        fence = claim.lease.fence()
+        parent = None
+        for turn in range(100_000):
+            nodes = []
+            for k in range(3):
+                msg = Message(id=f"m{turn}.{k}", role="user", parts=(TextPart(text="z" * 300),))
+                nodes.append(SessionNode(node_id=f"n{turn}.{k}", parent_node_id=parent,
+                                         payload=MessagePayload(message=msg)))
+                parent = nodes[-1].node_id
+            usage = TokenUsage(input_tokens=1, output_tokens=2)
+            commit = RuntimeCommit(
+                session_id="s", graph=GraphAppend(nodes=tuple(nodes)),
+                checkpoint=SessionCheckpoint(turn_index=turn + 1), lease=fence,
+                expected_head_revision=turn,
+                usage_deltas=(TokenLedgerEntry(source="turn", model="m", usage=usage),),
+            ).stamped(f"t{turn}")
+            result = await store.commit(commit)
+            print(result.head_revision, flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_sigkill_mid_commits_leaves_a_consistent_prefix(tmp_path: Path) -> None:
+    """Kill a committing process at an arbitrary instant: every acknowledged commit is
+    there, and the last one is whole (nodes, stamp, usage and checkpoint agree)."""
+    path = tmp_path / "crash.db"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _COMMIT_LOOP,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    acked = 0
+    try:
+        while acked < 25:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
+            assert line, (await child.stderr.read()).decode() if child.stderr else "no output"
+            acked = int(line)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    async with SqliteStore(path) as store:
+        session = await store.load_session("s")
+        assert session is not None
+        head = session.head_revision
+        assert head >= acked
+        assert len(session.nodes) == 3 * head
+        assert session.checkpoint.turn_index == head
+        (entry,) = session.token_ledger
+        assert entry.usage.input_tokens == head and entry.usage.output_tokens == 2 * head
+
+        def stamps(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM turn_commits").fetchone()[0])
+
+        assert await store._run_raw(stamps) == head
