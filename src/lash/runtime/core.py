@@ -193,6 +193,7 @@ class LashCore:
                     PluginSessionContext(
                         session_id=session_id,
                         state=dict(state.checkpoint.plugin_state.get(plugin.id) or {}),
+                        core=self,
                     )
                 )
             except Exception as err:

@@ -86,10 +86,15 @@ Directive = AbortTurn | EnqueueMessages | EmitEvent
 
 
 class PluginSessionContext(Record, frozen=True, kw_only=True):
-    """Given to :meth:`Plugin.open_session`."""
+    """Given to :meth:`Plugin.open_session`.
+
+    ``core`` is the :class:`~lash.runtime.core.LashCore` opening the session, so a plugin can
+    open child sessions on the same wiring (subagents); ``None`` outside a core.
+    """
 
     session_id: str
     state: dict[str, Any]
+    core: Any = None
 
 
 class PrepareContext(Record, frozen=True, kw_only=True):

@@ -251,6 +251,8 @@ class PhysicalTurn:
         self.turn_index = state.turn_index + 1
         self.llm_calls: list[LlmCallRecord] = []
         self.tool_records: list[ToolCallRecord] = []
+        # usage tools spent for the turn (subagents, direct completions): ``children_usage``
+        self.child_usage: list[TokenLedgerEntry] = []
         self.started_ms = config.clock.now_ms()
         self.frame_switch: SwitchAgentFrame | None = None
         self.attachment_ids: list[str] = []
@@ -688,6 +690,7 @@ class PhysicalTurn:
                     duration_ms=durations[index],
                 )
             )
+            self.child_usage.extend(output.usage)
             self.tool_records.append(
                 ToolCallRecord(
                     call_id=call.id,
@@ -865,6 +868,7 @@ class PhysicalTurn:
                 safe_text=text, raw_text=text, state="usable" if text else "empty_output"
             ),
             usage=usage,
+            children_usage=tuple(merge_ledger(self.child_usage)),
             llm_calls=tuple(self.llm_calls),
             tool_calls=tuple(self.tool_records),
             issues=tuple(issues),

@@ -129,6 +129,11 @@ class LashSession:
         """The lease owner identity this handle claims with."""
         return self._owner
 
+    def plugin(self, plugin_id: str) -> Plugin | None:
+        """This session's instance of plugin ``plugin_id`` (for host operations such as
+        switching plan mode); its state is committed with the next turn."""
+        return next((p for p in self._plugins if p.id == plugin_id), None)
+
     @property
     def head_revision(self) -> int:
         """The committed revision this handle last saw."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from lash.types._base import Record
+from lash.types.usage import TokenLedgerEntry
 
 __all__ = ["ToolCallOutput", "ToolCallRecord", "ToolStatus"]
 
@@ -21,6 +22,10 @@ class ToolCallOutput(Record, frozen=True, kw_only=True):
     A failure's ``payload`` is its message (a string), or a dict with a ``"message"`` key plus
     structured detail. ``retryable``/``retry_after_ms`` say the failure is transient; dispatch
     honours them only for tools whose retry policy allows it, and clears them on exhaustion.
+
+    ``usage`` is model usage the tool spent on the turn's behalf (a subagent's child session,
+    a direct completion); it travels with the output so a replayed attempt reports it again,
+    and the turn adds it to ``TurnResult.children_usage``.
     """
 
     status: ToolStatus
@@ -30,6 +35,7 @@ class ToolCallOutput(Record, frozen=True, kw_only=True):
     attempts: int = 1
     retryable: bool = False
     retry_after_ms: int | None = None
+    usage: tuple[TokenLedgerEntry, ...] = ()
 
     @property
     def ok(self) -> bool:
