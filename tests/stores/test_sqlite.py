@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from lash.clock import ManualClock
@@ -486,6 +487,20 @@ async def test_two_handles_serialise_on_the_write_lock(tmp_path: Path, clock: Ma
         assert errors[0].kind is StoreErrorKind.HEAD_REVISION_CONFLICT
         loaded = await b.load_session(S)
         assert loaded is not None and loaded.head_revision == 1 and len(loaded.nodes) == 1
+
+
+async def test_a_replayed_commit_never_releases_another_sessions_lease(
+    store: SqliteStore,
+) -> None:
+    fence = await _fence(store)
+    stamped = _commit(fence, 0, (_node("n", None, "x"),)).stamped("t1")
+    await store.commit(stamped)
+    other = await _fence(store, "other-session")
+    replay = msgspec.structs.replace(stamped, lease=other, release_lease=True)
+    result = await store.commit(replay)
+    assert result.replayed
+    lease = await store.get_lease("other-session")
+    assert lease is not None and lease.lease_token == other.lease_token
 
 
 # --- attachments -----------------------------------------------------------------------

@@ -281,7 +281,8 @@ def commit(conn: sqlite3.Connection, c: RuntimeCommit, now_ms: int) -> RuntimeCo
             (sid, stamp.turn_id),
         ).fetchone()
         if _logic.turn_replay_decision(c, stored[0] if stored is not None else None):
-            if c.release_lease and c.lease is not None:
+            # Only this session's lease: a fence naming another session releases nothing.
+            if c.release_lease and c.lease is not None and c.lease.session_id == sid:
                 release(conn, c.lease)
             return msgspec.structs.replace(_dec_result(stored[1]), replayed=True)
     require_fence(conn, c.lease, sid, now_ms)
