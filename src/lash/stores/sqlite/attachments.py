@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import sqlite3
 import uuid
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteAttachmentStore", "SqliteProcessEnvStore"]
 
 _STAGING_SUFFIX = ".staging"
+_log = logging.getLogger(__name__)
 
 _RECORD_INTENT = """
 INSERT INTO attachment_refs (session_id, attachment_id, canonical_uri, intent_at_ms,
@@ -119,9 +121,12 @@ class SqliteAttachmentStore:
         path = self._blob_path(attachment_id)
         stamp = (stamp_ms * 1_000_000, stamp_ms * 1_000_000)
         try:
-            if path.is_file() and path.stat().st_size == len(data):
-                os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
-                return
+            try:
+                if path.stat().st_size == len(data):
+                    os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
+                    return
+            except FileNotFoundError:
+                pass  # new blob, or a sweep removed it a moment ago: write it
             shard = path.parent
             if not shard.is_dir():
                 shard.mkdir(parents=True, exist_ok=True)
@@ -306,6 +311,9 @@ class SqliteAttachmentStore:
                 failed.append(blob.id)
                 continue
             reclaimed += 1
+            if await self._has_live_ref(blob.id, cutoff):
+                # A put raced the delete: its reference is intact but its bytes are gone.
+                _log.error("attachment %s was swept while referenced; re-put it", blob.id)
         return SweepReport(
             scanned_blob_count=len(blobs), reclaimed_count=reclaimed, failed_ids=tuple(failed)
         )
