@@ -148,6 +148,14 @@ async def test_facets_are_durable_and_satisfy_the_protocols(store: SqliteStore) 
     assert store.tier is DurabilityTier.DURABLE
 
 
+async def test_an_in_memory_database_declares_itself_ephemeral(tmp_path: Path) -> None:
+    async with SqliteStore(":memory:", attachments_root=tmp_path / "blobs") as store:
+        assert store.tier is DurabilityTier.EPHEMERAL
+        assert store.attachments.tier is store.process_envs.tier is DurabilityTier.EPHEMERAL
+        ref = await store.attachments.put(S, b"x", "text/plain")
+        assert await store.attachments.get(S, ref.id) == b"x"
+
+
 async def test_aclose_stops_the_worker_and_later_calls_fail(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "c.db")
     await store.open()

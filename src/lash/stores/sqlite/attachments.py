@@ -94,8 +94,8 @@ class SqliteAttachmentStore:
 
     @property
     def tier(self) -> DurabilityTier:
-        """Durable: blobs and references survive the process."""
-        return DurabilityTier.DURABLE
+        """The owning store's tier: the references live in its database."""
+        return self._store.tier
 
     @property
     def root(self) -> Path | None:
@@ -334,8 +334,8 @@ class SqliteProcessEnvStore:
 
     @property
     def tier(self) -> DurabilityTier:
-        """Durable."""
-        return DurabilityTier.DURABLE
+        """The owning store's tier."""
+        return self._store.tier
 
     async def put_env(self, env_ref: str, data: bytes) -> None:
         """Store (overwrite) an env."""

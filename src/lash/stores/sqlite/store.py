@@ -137,8 +137,8 @@ class SqliteStore:
 
     @property
     def tier(self) -> DurabilityTier:
-        """Durable: committed state survives the process."""
-        return DurabilityTier.DURABLE
+        """Durable for a file; an in-memory database (``":memory:"``) is ephemeral."""
+        return DurabilityTier.DURABLE if self._path is not None else DurabilityTier.EPHEMERAL
 
     @property
     def path(self) -> Path | None:
