@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from lash.providers import ProviderConfigError, from_env
@@ -13,7 +14,7 @@ from lash.providers._classify import classify_error_payload, classify_http, pars
 from lash.providers._common import merge_usage, parse_arguments, usage_from_openai
 from lash.providers._sse import SseDecodeError, SseDecoder
 from lash.providers.openai_chat import OpenAIChatProvider
-from lash.testing.wire import WireScript, WireScriptError, match_request
+from lash.testing.wire import ScriptedTransport, WireScript, WireScriptError, match_request
 from lash.types import TokenUsage
 
 # --- SSE framing -------------------------------------------------------------------------
@@ -304,3 +305,29 @@ def test_importing_providers_imports_no_sdk() -> None:
         "assert 'openai' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_virtual_schedule_is_played_through_the_injected_sleep() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    script = WireScript.from_json(
+        json.dumps(
+            _script(
+                timeline=[
+                    {"at": 10, "event": "response_start", "status": 200},
+                    {"at": 25, "event": "chunk", "data": "a"},
+                    {"at": 25, "event": "chunk", "bytes": [98]},
+                    {"at": 40, "event": "end"},
+                ]
+            )
+        )
+    )
+    transport = ScriptedTransport(script, sleep=sleep)
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.post("http://wire.test/x", content=b"{}")
+    assert response.content == b"ab"
+    assert waits == [0.01, 0.015, 0.015]
+    transport.assert_exhausted()

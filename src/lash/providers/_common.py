@@ -13,11 +13,14 @@ from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from lash.providers._classify import first_header, stream_failure, transport_failure
 from lash.providers._sse import SseDecodeError, SseDecoder
 from lash.providers.base import ProviderError
 from lash.types import (
     ExecutionEvidence,
+    ProviderFailure,
     ReasoningPart,
     ResponsePart,
     TextPart,
@@ -244,7 +247,10 @@ class PartsBuilder:
     @property
     def is_empty(self) -> bool:
         """True when nothing with content was collected."""
-        return not self.build()
+        return not any(
+            slot.kind == "tool" or slot.replay is not None or any(slot.chunks)
+            for slot in self._slots.values()
+        )
 
 
 def is_http_error(exc: BaseException) -> bool:
@@ -332,9 +338,7 @@ def _is_json(payload: str) -> bool:
     return True
 
 
-def _with_raw(failure: Any, pending: str) -> Any:
-    import msgspec
-
+def _with_raw(failure: ProviderFailure, pending: str) -> ProviderFailure:
     raw = f"{failure.raw or ''}\n--- received before failure ---\n{pending}"
     return msgspec.structs.replace(failure, raw=raw)
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httpx
+import httpx2
 import openai
 
 from lash.providers._classify import classify_http, transport_failure
@@ -28,11 +29,11 @@ def make_client(
     *,
     api_key: str | None,
     base_url: str,
-    http_client: httpx.AsyncClient | None,
+    http_client: httpx.AsyncClient | httpx2.AsyncClient | None,
     default_headers: Mapping[str, str] | None,
     request_timeout_s: float,
     chunk_timeout_s: float,
-) -> tuple[openai.AsyncOpenAI, httpx.AsyncClient]:
+) -> tuple[openai.AsyncOpenAI, httpx.AsyncClient | httpx2.AsyncClient]:
     """An SDK client that never retries (the ladder does) over a replaceable httpx client."""
     timeout = httpx.Timeout(request_timeout_s, read=chunk_timeout_s)
     client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)

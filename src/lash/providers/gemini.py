@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import httpx
+import msgspec
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as gtypes
@@ -43,6 +44,7 @@ from lash.types import (
     AttachmentPart,
     LlmRequest,
     LlmResponse,
+    ProviderFailure,
     ReasoningDelta,
     ReasoningPart,
     ResponseCompleted,
@@ -269,7 +271,7 @@ def _signature(part: ReasoningPart) -> bytes | None:
         return None
 
 
-def _classify_api_error(err: genai_errors.APIError, request_id: str | None) -> Any:
+def _classify_api_error(err: genai_errors.APIError, request_id: str | None) -> ProviderFailure:
     response = err.response
     headers: Any = getattr(response, "headers", {}) or {}
     text = getattr(response, "text", None)
@@ -277,8 +279,6 @@ def _classify_api_error(err: genai_errors.APIError, request_id: str | None) -> A
         text = json.dumps(err.details) if err.details is not None else str(err)
     failure = classify_http(int(err.code or 0), headers, text)
     if failure.provider_request_id is None and request_id is not None:
-        import msgspec
-
         failure = msgspec.structs.replace(failure, provider_request_id=request_id)
     return failure
 

@@ -11,6 +11,8 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
+import httpx
+import httpx2
 import msgspec
 
 from lash.providers._classify import classify_error_payload, stream_failure
@@ -139,7 +141,7 @@ class OpenAIChatProvider:
         api_key: str | None = None,
         base_url: str | None = None,
         retry: RetryPolicy | None = None,
-        http_client: Any = None,
+        http_client: httpx.AsyncClient | httpx2.AsyncClient | None = None,
         compat: ChatCompat | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_output_tokens: int | None = DEFAULT_MAX_OUTPUT_TOKENS,

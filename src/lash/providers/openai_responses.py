@@ -11,6 +11,9 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
+import httpx
+import httpx2
+
 from lash.providers._classify import classify_error_payload, stream_failure
 from lash.providers._common import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -59,7 +62,7 @@ class OpenAIResponsesProvider:
         api_key: str | None = None,
         base_url: str | None = None,
         retry: RetryPolicy | None = None,
-        http_client: Any = None,
+        http_client: httpx.AsyncClient | httpx2.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_output_tokens: int | None = DEFAULT_MAX_OUTPUT_TOKENS,
         cache_retention: Literal["none", "short", "long"] = "short",
