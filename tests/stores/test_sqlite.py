@@ -42,6 +42,7 @@ from lash.types import (
     TokenUsage,
     TurnInput,
     TurnInputClaimCompletion,
+    TurnInputIngress,
 )
 
 S = "session-1"
@@ -509,6 +510,37 @@ async def test_a_replayed_commit_never_releases_another_sessions_lease(
     assert result.replayed
     lease = await store.get_lease("other-session")
     assert lease is not None and lease.lease_token == other.lease_token
+
+
+async def test_checkpoint_probe_takes_no_write_lock_without_admissible_work(
+    store: SqliteStore,
+) -> None:
+    fence = await _fence(store)
+    writes = store.stats.write_transactions
+    assert await store.claim_checkpoint_work(fence, "t1", "after_work") == (None, None)
+    assert store.stats.write_transactions == writes
+    await store.enqueue_queued_work(
+        QueuedWorkBatchDraft(
+            session_id=S,
+            payloads=(ProcessWake(wake={}),),
+            delivery_policy="after_current_turn_commit",
+        )
+    )
+    writes = store.stats.write_transactions
+    assert await store.claim_checkpoint_work(fence, "t1", "after_work") == (None, None)
+    assert store.stats.write_transactions == writes and store.stats.probes == 2
+
+    await store.enqueue_turn_input(
+        PendingTurnInputDraft(
+            session_id=S,
+            input=TurnInput.text("steer"),
+            ingress=TurnInputIngress.active_turn("t1"),
+        )
+    )
+    writes = store.stats.write_transactions
+    inputs, batches = await store.claim_checkpoint_work(fence, "t1", "after_work")
+    assert inputs is not None and batches is None  # the after-commit head stays queued
+    assert store.stats.write_transactions == writes + 1
 
 
 # --- attachments -----------------------------------------------------------------------
