@@ -3,13 +3,15 @@ framing, abrupt disconnects), reached by the real adapters through ``base_url``.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 
 from lash.providers.openai_chat import ChatCompat
-from lash.testing.wire import WireMismatch, WireServer, load_script
+from lash.testing.wire import WireMismatch, WireScript, WireServer, load_script
 from lash.types import Message, TextDelta, TokenUsage
 
 from .helpers import FIXTURES, Outcome, drive, make, own, request, tool_loop_history, user
@@ -141,3 +143,65 @@ async def test_unused_scripts_are_reported() -> None:
         pass
     with pytest.raises(AssertionError, match="never requested"):
         server.assert_exhausted()
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "frame"),
+    [
+        ("openai-compatible", "/chat/completions", {"choices": [{"delta": {"content": "hi"}}]}),
+        ("openai", "/responses", {"type": "response.output_text.delta", "delta": "hi"}),
+        (
+            "anthropic",
+            "/v1/messages",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "hi"},
+            },
+        ),
+        (
+            "google",
+            "/v1beta/models/m:streamGenerateContent?alt=sse",
+            {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]},
+        ),
+    ],
+)
+async def test_cancel_mid_stream_releases_the_connection(
+    kind: str, path: str, frame: dict[str, Any]
+) -> None:
+    script = WireScript.from_json(
+        json.dumps(
+            {
+                "schema": "lash.provider-wire-script.v1",
+                "name": f"{kind}-hang",
+                "provider_kind": kind,
+                "endpoint": {"method": "POST", "path": path},
+                "timeline": [
+                    {
+                        "at": 0,
+                        "event": "response_start",
+                        "status": 200,
+                        "headers": [{"name": "content-type", "value": "text/event-stream"}],
+                    },
+                    {"at": 1, "event": "sse", "data": json.dumps(frame)},
+                    {"at": 2, "event": "timeout"},
+                ],
+            }
+        )
+    )
+    first_delta = asyncio.Event()
+    async with WireServer(script, hold_timeout_s=5.0) as server:
+        provider = make(kind, base_url=server.url())
+
+        async def consume() -> None:
+            async for event in provider.stream(request("m")):
+                if isinstance(event, TextDelta):
+                    first_delta.set()
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(first_delta.wait(), 5.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await provider.aclose()
+    server.assert_exhausted()

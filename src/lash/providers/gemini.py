@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any, Literal, cast
 
 import httpx
 import msgspec
@@ -230,9 +231,11 @@ class GeminiProvider:
                 chunks = await self._client.aio.models.generate_content_stream(
                     model=request.model, contents=contents, config=config
                 )
-                async for chunk in chunks:
-                    for event in parser.feed(chunk):
-                        yield event
+                # closing the SDK's generator releases the HTTP response on every exit path
+                async with aclosing(cast(AsyncGenerator[Any, None], chunks)) as stream:
+                    async for chunk in stream:
+                        for event in parser.feed(chunk):
+                            yield event
             else:
                 response = await self._client.aio.models.generate_content(
                     model=request.model, contents=contents, config=config
