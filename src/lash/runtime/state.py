@@ -95,7 +95,7 @@ class SessionState:
 
     def read_view(self) -> SessionReadView:
         """The immutable committed projection."""
-        messages = tuple(msg for _, msg in self.graph.iter_active_messages() if not msg.transient)
+        messages = tuple(self.graph.visible_messages())
         return SessionReadView(
             session_id=self.session_id,
             revision=self.head_revision,

@@ -82,6 +82,37 @@ class AgentFrameRecord(Record, frozen=True, kw_only=True):
     protocol_turn_options: dict[str, Any] | None = None
 
 
+class _FrameView:
+    """The prompt messages of one agent frame, built incrementally along the active path.
+
+    ``frame_id=None`` selects every non-transient message on the path, without
+    de-duplication (the read view's transcript).
+    """
+
+    __slots__ = ("frame_id", "initial_frame", "messages", "seen")
+
+    def __init__(self, frame_id: str | None, initial_frame: str | None) -> None:
+        self.frame_id = frame_id
+        self.initial_frame = initial_frame
+        self.messages: list[Message] = []
+        self.seen: set[str] = set()
+
+    def add(self, node: SessionNode) -> None:
+        msg = node.message
+        if msg is None or msg.transient:
+            return
+        if self.frame_id is None:
+            self.messages.append(msg)
+            return
+        scope = node.agent_frame_id
+        if scope != self.frame_id and not (scope is None and self.frame_id == self.initial_frame):
+            return
+        if msg.id in self.seen:
+            return
+        self.seen.add(msg.id)
+        self.messages.append(msg)
+
+
 class SessionGraph:
     """A mutable in-memory view of the append-only node set plus the leaf pointer.
 
@@ -89,11 +120,18 @@ class SessionGraph:
     commit can append only the new tail.
     """
 
-    __slots__ = ("_nodes", "_order", "committed", "leaf_node_id")
+    __slots__ = ("_frames", "_leaf", "_nodes", "_order", "_path", "_path_leaf", "committed")
 
     def __init__(self, nodes: Iterable[SessionNode] = (), leaf_node_id: str | None = None) -> None:
         self._nodes: dict[str, SessionNode] = {}
         self._order: list[str] = []
+        # Projection caches of the active path, valid while ``_path_leaf`` is the leaf. Appending
+        # a child of the leaf (every turn's commit) extends them in place, so building the next
+        # prompt costs O(new nodes), not O(history).
+        self._leaf: str | None = None
+        self._path: list[SessionNode] | None = None
+        self._path_leaf: str | None = None
+        self._frames: dict[tuple[str, str] | None, _FrameView] = {}
         for node in nodes:
             self._nodes[node.node_id] = node
             self._order.append(node.node_id)
@@ -132,9 +170,37 @@ class SessionGraph:
             raise ValueError(f"graph already has node {node.node_id!r}")
         if node.parent_node_id is not None and node.parent_node_id not in self._nodes:
             raise ValueError(f"parent {node.parent_node_id!r} of {node.node_id!r} is missing")
+        extends = (
+            self._path is not None
+            and self._path_leaf == self._leaf
+            and node.parent_node_id == self._leaf
+        )
         self._nodes[node.node_id] = node
         self._order.append(node.node_id)
-        self.leaf_node_id = node.node_id
+        self._leaf = node.node_id
+        if extends and self._path is not None:
+            self._path.append(node)
+            self._path_leaf = node.node_id
+            for view in self._frames.values():
+                view.add(node)
+        else:
+            self._forget_path()
+
+    @property
+    def leaf_node_id(self) -> str | None:
+        """The leaf of the active path."""
+        return self._leaf
+
+    @leaf_node_id.setter
+    def leaf_node_id(self, node_id: str | None) -> None:
+        if node_id != self._leaf:
+            self._forget_path()
+        self._leaf = node_id
+
+    def _forget_path(self) -> None:
+        self._path = None
+        self._path_leaf = None
+        self._frames.clear()
 
     def branch_to(self, node_id: str) -> None:
         """Move the leaf to an existing node (history beyond it stays stored)."""
@@ -144,6 +210,17 @@ class SessionGraph:
 
     def active_path(self) -> list[SessionNode]:
         """Nodes from the root to the leaf, oldest first."""
+        return list(self._active_path())
+
+    def _active_path(self) -> list[SessionNode]:
+        """The cached active path (callers must not mutate it)."""
+        if self._path is None or self._path_leaf != self._leaf:
+            self._frames.clear()
+            self._path = self._walk_path()
+            self._path_leaf = self._leaf
+        return self._path
+
+    def _walk_path(self) -> list[SessionNode]:
         path: list[SessionNode] = []
         seen: set[str] = set()
         cursor = self.leaf_node_id
@@ -159,7 +236,7 @@ class SessionGraph:
 
     def iter_active_messages(self) -> Iterator[tuple[SessionNode, Message]]:
         """Message nodes on the active path."""
-        for node in self.active_path():
+        for node in self._active_path():
             msg = node.message
             if msg is not None:
                 yield node, msg
@@ -167,17 +244,21 @@ class SessionGraph:
     def frame_messages(self, frame_id: str, initial_frame: str) -> list[Message]:
         """The prompt messages of one agent frame: scoped nodes (plus unscoped ones in the
         initial frame), without transient messages, de-duplicated by message id."""
-        out: list[Message] = []
-        seen: set[str] = set()
-        for node, msg in self.iter_active_messages():
-            scope = node.agent_frame_id
-            if scope != frame_id and not (scope is None and frame_id == initial_frame):
-                continue
-            if msg.transient or msg.id in seen:
-                continue
-            seen.add(msg.id)
-            out.append(msg)
-        return out
+        return list(self._frame_view((frame_id, initial_frame)).messages)
+
+    def visible_messages(self) -> list[Message]:
+        """Every non-transient message on the active path (the read view's transcript)."""
+        return list(self._frame_view(None).messages)
+
+    def _frame_view(self, key: tuple[str, str] | None) -> _FrameView:
+        path = self._active_path()
+        view = self._frames.get(key)
+        if view is None:
+            view = _FrameView(*key) if key is not None else _FrameView(None, None)
+            for node in path:
+                view.add(node)
+            self._frames[key] = view
+        return view
 
     def _newest_message_node(self) -> str | None:
         for node_id in reversed(self._order):
