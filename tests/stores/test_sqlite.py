@@ -723,3 +723,41 @@ async def test_sigkill_mid_commits_leaves_a_consistent_prefix(tmp_path: Path) ->
             return int(conn.execute("SELECT count(*) FROM turn_commits").fetchone()[0])
 
         assert await store._run_raw(stamps) == head
+
+
+_OPEN_AND_CLAIM = """
+import asyncio, sys
+from lash.stores.liveness import opaque_owner
+from lash.stores.sqlite import SqliteStore
+
+async def main(path, name):
+    async with SqliteStore(path) as store:
+        claim = await store.try_claim_lease("s", opaque_owner(name), 600_000)
+        print(claim.status, flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_processes_racing_to_create_one_file_agree_on_one_lease(tmp_path: Path) -> None:
+    """Fresh file, four processes at once: schema creation and the first claim serialise."""
+    path = tmp_path / "race.db"
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _OPEN_AND_CLAIM,
+            str(path),
+            f"worker-{i}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    outputs = [await asyncio.wait_for(c.communicate(), timeout=60) for c in children]
+    assert [c.returncode for c in children] == [0, 0, 0, 0], [e.decode() for _, e in outputs]
+    statuses = sorted(out.decode().strip() for out, _ in outputs)
+    assert statuses == ["acquired", "busy", "busy", "busy"]
+    async with SqliteStore(path) as store:
+        lease = await store.get_lease("s")
+        assert lease is not None and lease.fencing_token == 1
