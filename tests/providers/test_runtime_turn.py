@@ -1,0 +1,83 @@
+"""A real adapter under the real runtime: a whole turn (tool loop included) over wire scripts.
+
+This pins the adapter ↔ runtime contract: history with tool calls and results goes out in
+the native format, streamed prose arrives as turn events, and usage lands in the turn result.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import lash
+from lash.providers import OpenAIChatProvider
+from lash.stores import MemoryStore
+from lash.testing.wire import ScriptedTransport, load_script
+from lash.types import TokenUsage
+
+from .helpers import FIXTURES, own
+
+
+@lash.tool
+async def lookup(ctx: lash.ToolContext, q: str) -> str:
+    """Look something up."""
+    return f"found {q}"
+
+
+def _core(provider: OpenAIChatProvider) -> lash.LashCore:
+    return (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("test-model", context_window=100_000))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .tools([lookup])
+        .build()
+    )
+
+
+async def test_tool_loop_turn_through_the_runtime() -> None:
+    transport = ScriptedTransport(
+        own("openai-compatible.chat-runtime-tool-loop-1"),
+        own("openai-compatible.chat-runtime-tool-loop-2"),
+    )
+    provider = OpenAIChatProvider(
+        api_key="k", base_url="http://wire.test", http_client=httpx.AsyncClient(transport=transport)
+    )
+    try:
+        async with _core(provider) as core:
+            session = await core.session("wire-1").open()
+            result = await session.turn("find x").run()
+    finally:
+        await provider.aclose()
+    transport.assert_exhausted()
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "x is found."
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("lookup", {"q": "x"})]
+    assert result.usage == TokenUsage(input_tokens=90, cache_read_input_tokens=10, output_tokens=10)
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures missing")
+async def test_shared_runtime_fixture_turn() -> None:
+    script = load_script(FIXTURES / "runtime/openai-compatible.chat-runtime-text-stream.json")
+    transport = ScriptedTransport(script)
+    provider = OpenAIChatProvider(
+        api_key="k", base_url="http://wire.test", http_client=httpx.AsyncClient(transport=transport)
+    )
+    core = (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("openai/gpt-5.4", context_window=100_000))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .build()
+    )
+    try:
+        async with core:
+            session = await core.session("wire-2").open()
+            result = await session.turn("hello").run()
+    finally:
+        await provider.aclose()
+    transport.assert_exhausted()
+    assert result.assistant_text == "Runtime scripted answer."
+    assert result.outcome.kind == "finished"
