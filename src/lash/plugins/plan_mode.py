@@ -1,0 +1,185 @@
+"""Plan mode: explore and plan with read-only tools, keep a checklist, then exit to implement.
+
+While plan mode is on, :meth:`PlanMode.filter_tools` restricts the session's catalog to
+read-only tools plus the plan tools, so a model that is asked to plan cannot edit files or
+run commands (a call to a hidden tool is ``tool_unavailable``). The checklist lives in the
+plugin's state, which the runtime commits with every turn, so it survives a restart.
+
+The catalog of a turn is fixed when the turn starts: after ``plan_exit`` the implementation
+tools appear from the next turn on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from lash.runtime.plugins import Plugin, PluginSessionContext, PrepareContext
+from lash.tools import FunctionTool, ToolError
+from lash.tools.base import Tool, ToolContext
+from lash.types import Message, TextPart
+
+__all__ = ["PLAN_STATUSES", "READ_ONLY_TOOLS", "PlanMode"]
+
+READ_ONLY_TOOLS = frozenset({"read_file", "glob", "grep"})
+"""Tools plan mode keeps (besides its own)."""
+
+PLAN_STATUSES = ("pending", "in_progress", "completed")
+
+_PLAN_TOOLS = frozenset({"update_plan", "plan_exit"})
+
+Approve = Callable[[list[dict[str, str]]], Awaitable[bool]]
+"""Asked on ``plan_exit`` with the current plan: True leaves plan mode."""
+
+_UPDATE_PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "explanation": {"type": "string", "description": "Why the plan changed (optional)."},
+        "plan": {
+            "type": "array",
+            "minItems": 1,
+            "description": "The whole plan, replacing the previous one.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "step": {"type": "string", "minLength": 1},
+                    "status": {"type": "string", "enum": list(PLAN_STATUSES)},
+                },
+                "required": ["step", "status"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["plan"],
+    "additionalProperties": False,
+}
+
+
+class PlanMode(Plugin):
+    """The ``plan_mode`` plugin (``enabled`` is the state of a new session)."""
+
+    id = "plan_mode"
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        allowed_tools: Iterable[str] = READ_ONLY_TOOLS,
+        approve: Approve | None = None,
+    ) -> None:
+        super().__init__()
+        self._start_enabled = enabled
+        self.allowed_tools = frozenset(allowed_tools) | _PLAN_TOOLS
+        self._approve = approve
+        self._update_plan = FunctionTool.from_schema(
+            "update_plan",
+            "Replace the plan checklist. Each step is pending, in_progress or completed; at "
+            "most one step may be in_progress.",
+            _UPDATE_PLAN_SCHEMA,
+            self._run_update_plan,
+            threaded=False,
+        )
+        self._plan_exit = FunctionTool.from_schema(
+            "plan_exit",
+            "Leave plan mode once the plan is ready; implementation tools become available "
+            "from the next turn.",
+            {"type": "object", "properties": {}, "additionalProperties": False},
+            self._run_plan_exit,
+            threaded=False,
+        )
+
+    # --- state ----------------------------------------------------------------------------
+
+    async def open_session(self, ctx: PluginSessionContext) -> None:
+        self.state = dict(ctx.state) or {
+            "enabled": self._start_enabled,
+            "generation": 0,
+            "plan": [],
+        }
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the session is planning."""
+        return bool(self.state.get("enabled"))
+
+    @property
+    def plan(self) -> list[dict[str, str]]:
+        """The current checklist (``[{"step", "status"}]``)."""
+        return [dict(item) for item in self.state.get("plan", [])]
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every accepted plan update."""
+        return int(self.state.get("generation", 0))
+
+    def enable(self) -> None:
+        """Enter plan mode (takes effect at the next turn; committed with it)."""
+        self.state = {**self.state, "enabled": True}
+
+    def disable(self) -> None:
+        """Leave plan mode (takes effect at the next turn; committed with it)."""
+        self.state = {**self.state, "enabled": False}
+
+    # --- catalog --------------------------------------------------------------------------
+
+    def tools(self) -> Sequence[Tool]:
+        return (self._update_plan, self._plan_exit) if self.enabled else (self._update_plan,)
+
+    def filter_tools(self, tools: dict[str, Tool]) -> dict[str, Tool]:
+        if not self.enabled:
+            return tools
+        return {name: t for name, t in tools.items() if name in self.allowed_tools}
+
+    async def transform_context(
+        self, ctx: PrepareContext, messages: list[Message]
+    ) -> list[Message]:
+        notes: list[str] = []
+        if self.enabled:
+            notes.append(
+                "Plan mode is on: explore with the read-only tools, keep the checklist "
+                "current with update_plan, and call plan_exit when the plan is ready. Do not "
+                "change files or run commands yet."
+            )
+        if self.plan:
+            notes.append("Current plan:\n" + render_plan(self.plan))
+        if not notes:
+            return messages
+        note = Message(
+            id=f"{ctx.turn_id}:plan-mode", role="system", parts=(TextPart(text="\n\n".join(notes)),)
+        )
+        return [*messages, note]
+
+    # --- tools ----------------------------------------------------------------------------
+
+    async def _run_update_plan(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        plan = [{"step": str(i["step"]).strip(), "status": str(i["status"])} for i in args["plan"]]
+        if any(not item["step"] for item in plan):
+            raise ToolError("every plan step needs text", code="invalid_plan")
+        if sum(item["status"] == "in_progress" for item in plan) > 1:
+            raise ToolError("at most one step may be in_progress", code="invalid_plan")
+        generation = self.generation + 1
+        self.state = {
+            **self.state,
+            "plan": plan,
+            "generation": generation,
+            "explanation": args.get("explanation"),
+        }
+        return {"generation": generation, "plan": plan}
+
+    async def _run_plan_exit(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.enabled:
+            raise ToolError("plan mode is not active", code="plan_mode_inactive")
+        if self._approve is not None and not await self._approve(self.plan):
+            return {"approved": False, "message": "Keep planning: the plan was not approved."}
+        self.disable()
+        return {
+            "approved": True,
+            "message": "Plan mode is off; implementation tools are available from the next turn.",
+            "plan": self.plan,
+        }
+
+
+def render_plan(plan: Sequence[dict[str, str]]) -> str:
+    """The checklist as Markdown (``[x]`` done, ``[>]`` in progress, ``[ ]`` pending)."""
+    marks = {"completed": "[x]", "in_progress": "[>]", "pending": "[ ]"}
+    return "\n".join(f"- {marks.get(i['status'], '[ ]')} {i['step']}" for i in plan)
