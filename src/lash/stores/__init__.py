@@ -1,4 +1,5 @@
-"""Store facets and their backends: ``MemoryStore`` (ephemeral) and ``SqliteStore`` (durable)."""
+"""Store facets and their backends: ``MemoryStore`` (ephemeral), ``SqliteStore`` (durable,
+embedded) and ``PostgresStore`` (durable, shared by many workers; needs ``asyncpg``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, S
 from lash.stores.memory import MemoryAttachmentStore, MemoryProcessEnvStore, MemoryStore
 
 if TYPE_CHECKING:
+    from lash.stores.postgres import PostgresStore
     from lash.stores.sqlite import SqliteStore
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "MemoryAttachmentStore",
     "MemoryProcessEnvStore",
     "MemoryStore",
+    "PostgresStore",
     "ProcessEnvStore",
     "SessionStore",
     "SqliteStore",
@@ -27,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from lash.stores.sqlite import SqliteStore
 
         return SqliteStore
+    if name == "PostgresStore":
+        from lash.stores.postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(name)
