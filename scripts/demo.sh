@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up the environment (idempotent) and run the offline durability demo.
+# Set up the environment (idempotent) and run the offline durability demo (`lash demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python examples/durable_demo.py
+.venv/bin/lash demo

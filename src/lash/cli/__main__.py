@@ -1,0 +1,5 @@
+"""``python -m lash.cli``."""
+
+from lash.cli import main
+
+main()
