@@ -324,3 +324,17 @@ async def test_gemini_config_and_contents() -> None:
     response_part = contents[2].parts[0]  # type: ignore[index]
     assert response_part.function_response is not None
     assert response_part.function_response.response == {"output": "found x"}
+
+
+@pytest.mark.parametrize("kind", ["openai-compatible", "openai", "anthropic", "google"])
+async def test_unsupported_effort_fails_before_any_request(kind: str) -> None:
+    transport = ScriptedTransport()
+    provider = make(kind, http_client=client_for(kind, transport))
+    caps = ModelCapabilities(reasoning_efforts=("low", "high"))
+    try:
+        outcome = await drive(provider, request("m", reasoning="extreme", capabilities=caps))
+    finally:
+        await provider.aclose()
+    assert outcome.failed.code == "unsupported_effort"
+    assert outcome.failed.kind == "validation" and not outcome.failed.retryable
+    assert transport.exchanges == []

@@ -34,7 +34,7 @@ from lash.providers._common import (
     request_id_of,
     usage_from_counts,
 )
-from lash.providers._render import attachment_note
+from lash.providers._render import attachment_note, checked_reasoning
 from lash.providers.base import ProviderError
 from lash.providers.retry import RetryPolicy
 from lash.types import (
@@ -175,7 +175,7 @@ class AnthropicProvider:
             if choice != "none" and not request.capabilities.parallel_tool_calls:
                 tool_choice["disable_parallel_tool_use"] = True
             body["tool_choice"] = tool_choice
-        effort = request.reasoning
+        effort = checked_reasoning(request)
         if effort == "disabled":
             body["thinking"] = {"type": "disabled"}
         elif effort is not None and effort.isdigit():
@@ -326,8 +326,9 @@ class _MessagesParser:
         if kind == "error":
             raise ProviderError(classify_error_payload(event, raw=data, request_id=self.request_id))
         if kind == "message_start":
-            message = event.get("message") if isinstance(event.get("message"), dict) else {}
-            assert isinstance(message, dict)
+            message = event.get("message")
+            if not isinstance(message, dict):
+                message = {}
             self._started = True
             self._id = message.get("id") if isinstance(message.get("id"), str) else None
             self._model = message.get("model") if isinstance(message.get("model"), str) else None

@@ -38,7 +38,7 @@ from lash.providers._common import (
     request_id_of,
     usage_from_counts,
 )
-from lash.providers._render import attachment_note
+from lash.providers._render import attachment_note, checked_reasoning
 from lash.providers.base import ProviderError
 from lash.providers.retry import RetryPolicy
 from lash.types import (
@@ -154,7 +154,7 @@ class GeminiProvider:
         cap = request.max_output_tokens or self.max_output_tokens
         if cap is not None:
             config.max_output_tokens = cap
-        effort = request.reasoning
+        effort = checked_reasoning(request)
         if effort is not None or self.expose_thinking:
             thinking = gtypes.ThinkingConfig()
             if effort == "disabled":

@@ -26,7 +26,7 @@ from lash.providers._common import (
     usage_from_openai,
 )
 from lash.providers._openai_http import make_client, open_raw
-from lash.providers._render import attachment_note, tool_call_arguments
+from lash.providers._render import attachment_note, checked_reasoning, tool_call_arguments
 from lash.providers.base import ProviderError
 from lash.providers.retry import RetryPolicy
 from lash.types import (
@@ -233,7 +233,7 @@ class OpenAIChatProvider:
         return {"type": "function", "function": function}
 
     def _reasoning(self, request: LlmRequest, body: dict[str, Any]) -> None:
-        effort = request.reasoning
+        effort = checked_reasoning(request)
         dialect = self.compat.reasoning_format
         if effort is None or dialect == "none":
             return
@@ -439,8 +439,9 @@ class _ChatParser:
                 continue
             index = call.get("index")
             index = index if isinstance(index, int) else position
-            function = call.get("function") if isinstance(call.get("function"), dict) else {}
-            assert isinstance(function, dict)
+            function = call.get("function")
+            if not isinstance(function, dict):
+                function = {}
             call_id = _str(call.get("id"))
             name = _str(function.get("name"))
             arguments = function.get("arguments")

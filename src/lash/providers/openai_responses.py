@@ -25,7 +25,7 @@ from lash.providers._common import (
     usage_from_openai,
 )
 from lash.providers._openai_http import make_client, open_raw
-from lash.providers._render import attachment_note, tool_call_arguments
+from lash.providers._render import attachment_note, checked_reasoning, tool_call_arguments
 from lash.providers.base import ProviderError
 from lash.providers.retry import RetryPolicy
 from lash.types import (
@@ -120,7 +120,7 @@ class OpenAIResponsesProvider:
         cap = request.max_output_tokens or self.max_output_tokens
         if cap is not None:
             body["max_output_tokens"] = cap
-        effort = request.reasoning
+        effort = checked_reasoning(request)
         if effort is not None:
             if effort == "disabled" or effort.isdigit():
                 raise ProviderError(
