@@ -359,15 +359,13 @@ class _ChatParser:
         self._id: str | None = None
         self._model: str | None = None
         self._last_raw: str | None = None
-        self._done = False
 
     def feed(self, payload: str) -> list[StreamEvent]:
         data = payload.strip()
         if not data:
             return []
         if data == "[DONE]":
-            self._done = True
-            return []
+            return []  # a sentinel, not terminal evidence: finish_reason is
         self._last_raw = data
         try:
             chunk = json.loads(data)
