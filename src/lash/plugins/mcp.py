@@ -210,13 +210,13 @@ class _Connection:
                 async with asyncio.timeout(self.config.startup_timeout_s):
                     session, tools = await asyncio.shield(ready)
             except TimeoutError:
-                await self._close_task()
+                await self._close_task(graceful=False)
                 self.error = (
                     f"startup timeout: no MCP handshake within {self.config.startup_timeout_s:g}s"
                 )
                 raise _Unavailable(self.error) from None
             except Exception as err:
-                await self._close_task()
+                await self._close_task(graceful=False)
                 self.error = f"connect failed: {_describe(err)}"
                 raise _Unavailable(self.error) from err
             self._session = session
@@ -274,7 +274,9 @@ class _Connection:
             self.error = reason
             await self._close_task()
 
-    async def _close_task(self) -> None:
+    async def _close_task(self, *, graceful: bool = True) -> None:
+        """Stop the serving task: ask it to leave its contexts (``graceful``), or cancel it
+        outright when it never finished starting (it is not waiting for the stop signal)."""
         task, stop = self._task, self._stop
         self._task = self._stop = None
         self._session = None
@@ -282,9 +284,10 @@ class _Connection:
             return
         if stop is not None:
             stop.set()
-        with contextlib.suppress(BaseException):
-            async with asyncio.timeout(_STOP_TIMEOUT_S):
-                await asyncio.shield(task)
+        if graceful:
+            with contextlib.suppress(BaseException):
+                async with asyncio.timeout(_STOP_TIMEOUT_S):
+                    await asyncio.shield(task)
         if not task.done():
             task.cancel()
             with contextlib.suppress(BaseException):
