@@ -29,9 +29,7 @@ from lash.types import (
     ToolSpec,
 )
 
-FIXTURES = Path(
-    os.environ.get("LASH_PROVIDER_FIXTURES", "/work/shared/fixtures/provider-wire-scripts")
-)
+FIXTURES = Path(os.environ.get("LASH_PROVIDER_FIXTURES", str(Path(__file__).parent / "fixtures")))
 SCRIPTS = Path(__file__).parent / "scripts"
 BASE = "http://wire.test"
 

@@ -1,7 +1,7 @@
 """Every shared wire-script fixture runs through the real adapter (or classifier) it belongs to.
 
-The fixtures are lash's ``lash.provider-wire-script.v1`` files (``LASH_PROVIDER_FIXTURES``,
-default ``/work/shared/fixtures/provider-wire-scripts``). Kinds map onto our adapters:
+The fixtures are lash's ``lash.provider-wire-script.v1`` files, copied into
+``tests/providers/fixtures`` (``LASH_PROVIDER_FIXTURES`` overrides). Kinds map onto our adapters:
 
 * ``openai-compatible`` → :class:`OpenAIChatProvider` (buffered when the script wants
   ``stream: false``);
@@ -41,9 +41,8 @@ from lash.types import ReasoningDelta, TextDelta, TokenUsage, ToolCallDelta
 
 from .helpers import FIXTURES, client_for, drive, make, request, user
 
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared provider fixtures not found at {FIXTURES}"
-)
+if not FIXTURES.is_dir():  # a missing fixture set must fail loudly, never skip
+    raise RuntimeError(f"provider wire-script fixtures not found at {FIXTURES}")
 
 # fixture → extra facts to assert beyond its own expected_provider block (dotted paths on the
 # outcome: ``response.…``, ``failure.…``)
