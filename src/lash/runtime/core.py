@@ -331,7 +331,7 @@ class LashCoreBuilder:
         self._lease_timings = LeaseTimings()
         self._clock: Clock | None = None
         self._live_replay: LiveReplayStore | None = None
-        self._retry = RetryPolicy()
+        self._retry: RetryPolicy | None = None
         self._max_turns: int | None = 50
         self._system_prompt: str | None = None
         self._sleep: Callable[[float], Any] = asyncio.sleep
@@ -417,7 +417,7 @@ class LashCoreBuilder:
         return self
 
     def retry(self, policy: RetryPolicy) -> LashCoreBuilder:
-        """The provider retry ladder."""
+        """The provider retry ladder (default: the provider's ``retry``, else lash's)."""
         self._retry = policy
         return self
 
@@ -494,7 +494,7 @@ class LashCoreBuilder:
             lease_timings=self._lease_timings,
             clock=clock,
             live_replay=self._live_replay or LiveReplayStore(clock=clock),
-            retry=self._retry,
+            retry=self._retry or _provider_retry(self._provider),
             max_turns=self._max_turns,
             system_prompt=self._system_prompt,
             sleep=self._sleep,
@@ -502,6 +502,12 @@ class LashCoreBuilder:
             trace=self._trace,
         )
         return LashCore(config)
+
+
+def _provider_retry(provider: LlmProvider) -> RetryPolicy:
+    """The adapter's own policy (``OpenAIChatProvider(retry=...)``), else lash's defaults."""
+    policy = getattr(provider, "retry", None)
+    return policy if isinstance(policy, RetryPolicy) else RetryPolicy()
 
 
 def _facet(store: SessionStore | None, name: str) -> Any:
