@@ -426,3 +426,15 @@ async def test_tool_call_parts_are_what_the_model_sent(make_core: Any) -> None:
     assert assistant.tool_calls == (
         ToolCallPart(id="c9", name="missing", arguments={"x": 1}, raw_arguments='{"x":1}'),
     )
+
+
+async def test_provider_retry_policy_is_used(make_core: Any, fake_sleep: Any) -> None:
+    from lash.providers import RetryPolicy
+
+    provider = ScriptedProvider([provider_error("http", retryable=True) for _ in range(5)])
+    provider.retry = RetryPolicy(max_attempts=2)  # type: ignore[attr-defined]
+    core = make_core(provider, sleep=fake_sleep)
+    session = await core.session("s").open()
+    result = await session.turn("hi").run()
+    assert len(result.llm_calls[0].attempts) == 2
+    assert len(provider.requests) == 2
