@@ -136,3 +136,33 @@ def test_slash_commands(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_line_typed_during_a_turn_joins_it(tmp_path: Path) -> None:
+    steps = write_steps(
+        tmp_path / "s.json",
+        [
+            {"tool_call": {"name": "exec_command", "arguments": {"cmd": "sleep 1"}}},
+            {"reply": "done with sleep"},
+        ],
+    )
+    trace = tmp_path / "t.jsonl"
+    child = _spawn(tmp_path, steps, "--trace", str(trace))
+    child.expect("› ")
+    child.sendline("run sleep")
+    child.expect("⚙ exec_command")
+    child.sendline("also this")
+    child.expect(re.escape("(queued for the running turn)"))
+    child.expect(re.escape("(your message joined the turn)"))
+    child.expect("done with sleep")
+    child.expect("› ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    requests = [
+        r["payload"]["request"] for r in load_records(trace) if r["type"] == "llm_call_started"
+    ]
+    assert len(requests) == 2
+    last = requests[1]["messages"][-1]
+    assert last["role"] == "user" and last["parts"][0]["text"] == "also this"
