@@ -155,7 +155,6 @@ class TemporaryPostgres:
                 f"-p {self._port}",
                 f"-k {self._dir}",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
             ]

@@ -323,9 +323,10 @@ class PostgresStore:
 
         async def scan(conn: Conn, now: int) -> list[str]:
             rows = await conn.fetch(
+                "SELECT session_id FROM ("
                 "SELECT session_id FROM lash_turn_inputs WHERE state = 'deferred_next_turn' "
-                "UNION SELECT session_id FROM lash_queued_batches WHERE available_at_ms <= $1 "
-                'ORDER BY 1 COLLATE "C" LIMIT $2',
+                "UNION SELECT session_id FROM lash_queued_batches WHERE available_at_ms <= $1"
+                ') AS pending ORDER BY session_id COLLATE "C" LIMIT $2',
                 now,
                 limit,
             )
