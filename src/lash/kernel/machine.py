@@ -33,6 +33,7 @@ synthetic error result for every pending call first.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from typing import Literal, NoReturn
 
@@ -67,7 +68,7 @@ from lash.kernel.effects import (
     ToolResults,
     turn_replay_key,
 )
-from lash.kernel.prompt import build_llm_request
+from lash.kernel.prompt import build_llm_request, prompt_messages
 from lash.kernel.standard import StandardDriver
 from lash.types import (
     CheckpointKind,
@@ -203,6 +204,7 @@ class MachineSnapshot(Record, frozen=True, kw_only=True):
 
 
 _CANCELLED_TOOL_TEXT = "Tool call cancelled before it completed."
+_MESSAGE_ID = operator.attrgetter("id")
 
 
 class TurnMachine:
@@ -219,6 +221,7 @@ class TurnMachine:
         self._config = config
         self._driver: ProtocolDriver = driver if driver is not None else StandardDriver()
         self._history = tuple(history)
+        self._history_prompt: tuple[Message, ...] | None = None  # projected once per turn
         self._messages: list[Message] = list(turn_messages)
         self._state = MachineState.PREPARING
         self._last_effect_id = 0
@@ -518,9 +521,11 @@ class TurnMachine:
         return self._run_actions(self._driver.on_tool_results(self, results))
 
     def _on_checkpoint(self, awaited: AwaitedEffect, response: CheckpointDelivered) -> list[Effect]:
-        seen = {m.id for m in self._history}
-        seen.update(m.id for m in self._messages)
         fresh: list[Message] = []
+        seen: set[str] = set()
+        if response.messages:  # most checkpoints deliver nothing: skip the O(history) set
+            seen.update(map(_MESSAGE_ID, self._history))
+            seen.update(map(_MESSAGE_ID, self._messages))
         for message in response.messages:
             if not isinstance(message, Message):
                 self._violation("checkpoint deliveries must be Message records")
@@ -645,7 +650,10 @@ class TurnMachine:
         )
 
     def _request(self, replay_key: str) -> LlmRequest:
-        return build_llm_request(self._config, self.context_messages, request_id=replay_key)
+        if self._history_prompt is None:
+            self._history_prompt = prompt_messages(self._history)
+        messages = (*self._history_prompt, *prompt_messages(self._messages))
+        return build_llm_request(self._config, messages, request_id=replay_key, projected=True)
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ prompt (they exist for the UI and for plugins only).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 from lash.kernel.config import MachineConfig
@@ -15,18 +16,31 @@ from lash.types import LlmRequest, Message
 __all__ = ["build_llm_request", "prompt_messages"]
 
 
+_TRANSIENT = operator.attrgetter("transient")
+
+
 def prompt_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
     """The messages a model sees: everything except transient messages, in order."""
-    return tuple(m for m in messages if not m.transient)
+    ordered = tuple(messages)
+    if not any(map(_TRANSIENT, ordered)):  # the usual case, scanned at C speed
+        return ordered
+    return tuple(m for m in ordered if not m.transient)
 
 
 def build_llm_request(
-    config: MachineConfig, messages: Iterable[Message], *, request_id: str
+    config: MachineConfig,
+    messages: Iterable[Message],
+    *,
+    request_id: str,
+    projected: bool = False,
 ) -> LlmRequest:
-    """Project ``messages`` into a request that offers every configured tool (``auto``)."""
+    """Project ``messages`` into a request that offers every configured tool (``auto``).
+
+    ``projected=True`` says the caller already dropped transient messages.
+    """
     return LlmRequest(
         model=config.model,
-        messages=prompt_messages(messages),
+        messages=tuple(messages) if projected else prompt_messages(messages),
         system=config.system_prompt,
         tools=config.tools,
         tool_choice="auto",
