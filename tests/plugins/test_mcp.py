@@ -218,3 +218,49 @@ async def test_streamable_http_server(make_core: Any) -> None:
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_calls_to_one_server_run_concurrently_and_all_fail_when_it_dies(
+    pool: McpServers, make_core: Any, tmp_path: Path
+) -> None:
+    markers = [tmp_path / "one", tmp_path / "two"]
+    provider = ScriptedProvider(
+        [
+            [
+                tool_call("mcp__lash_test__block", {"marker": str(m)}, f"c{i}")
+                for i, m in enumerate(markers)
+            ],
+            reply("both failed"),
+        ]
+    )
+    core = make_core(provider, plugins=[pool])
+    session = await core.session("s").open()
+    turn = asyncio.ensure_future(session.turn("block twice").run())
+    # both calls are inside the server at once: they are not serialised per server
+    for _ in range(500):
+        if all(m.exists() and m.read_text() for m in markers):
+            break
+        await asyncio.sleep(0.01)
+    pids = {int(m.read_text()) for m in markers}
+    assert len(pids) == 1
+    os.kill(pids.pop(), signal.SIGKILL)
+    result = await asyncio.wait_for(turn, 30)
+    assert [r.error_code for r in result.tool_calls] == [
+        "mcp_connection_lost",
+        "mcp_connection_lost",
+    ]
+
+
+async def test_a_server_attached_later_joins_the_next_turn(make_core: Any) -> None:
+    servers = McpServers()
+    provider = ScriptedProvider(
+        [reply("first"), tool_call("mcp__late__add", {"a": 1, "b": 2}), reply("3")]
+    )
+    core = make_core(provider, plugins=[servers])
+    session = await core.session("s").open()
+    await session.turn("before").run()
+    assert provider.requests[0].tools == ()
+    await servers.attach_server("late", stdio())
+    result = await session.turn("after").run()
+    assert result.tool_calls[0].output == {"result": 3}
+    await servers.aclose()

@@ -3,6 +3,7 @@ the parent as children_usage, and the depth limit."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import lash
 from lash.plugins import MAX_SUBAGENT_DEPTH, Subagents
 from lash.plugins.subagents import child_session_id
 from lash.stores import MemoryStore
-from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing import ScriptedProvider, reply, stall, tool_call
 from lash.tools.builtin import workspace_tools
 from lash.types import LlmRequest, TokenUsage
 
@@ -168,4 +169,29 @@ async def test_root_session_state_and_spawn_schema(make_core: Any) -> None:
     schema = spawn.spec.parameters
     assert schema["required"] == ["task", "capability"]
     assert schema["properties"]["capability"]["enum"] == ["explore", "peer"]
+    assert schema["additionalProperties"] is False
     assert isinstance(lash.LashCore, type)
+
+
+async def test_cancelling_the_parent_cancels_the_child(make_core: Any) -> None:
+    provider = ScriptedProvider(
+        [tool_call("spawn_agent", {"task": "wait", "capability": "peer"}, "c1"), stall()]
+    )
+    store = MemoryStore()
+    core = make_core(provider, plugins=[Subagents], store=store)
+    session = await core.session("r").open()
+    handle = session.turn("go").start()
+    while len(provider.requests) < 2:  # the child is waiting on its model
+        await asyncio.sleep(0)
+    await handle.cancel("stop")
+    result = await handle.result()
+    assert result.outcome.reason == "cancelled"
+    child_id = child_session_id("r", "c1")
+    for _ in range(1000):
+        child = await store.load_session(child_id)
+        if child is not None and child.head_revision == 1:
+            break
+        await asyncio.sleep(0.001)
+    assert child is not None and child.head_revision == 1
+    view = await (await core.session(child_id).open()).read_view()
+    assert [m.text for m in view.messages] == ["wait"]
