@@ -81,3 +81,48 @@ async def test_shared_runtime_fixture_turn() -> None:
     transport.assert_exhausted()
     assert result.assistant_text == "Runtime scripted answer."
     assert result.outcome.kind == "finished"
+
+
+@pytest.mark.parametrize(
+    ("kind", "prefix", "model", "capabilities"),
+    [
+        ("openai-compatible", "openai-compatible.chat-tool-loop", "m", lash.ModelCapabilities()),
+        ("openai", "openai.responses-tool-loop", "m", lash.ModelCapabilities()),
+        (
+            "anthropic",
+            "anthropic.messages-tool-loop",
+            "m",
+            lash.ModelCapabilities(cache_control="anthropic"),
+        ),
+        ("google", "google.stream-tool-loop", "gemini-test", lash.ModelCapabilities()),
+    ],
+)
+async def test_each_adapter_runs_a_tool_turn_through_lash_core(
+    kind: str, prefix: str, model: str, capabilities: lash.ModelCapabilities
+) -> None:
+    """Each adapter under LashCore: the committed tool call and its result replay into the
+    second request in that provider's native format (ids paired), matched by the script."""
+    from .helpers import client_for, make
+
+    transport = ScriptedTransport(own(f"{prefix}-1"), own(f"{prefix}-2"))
+    provider = make(kind, http_client=client_for(kind, transport))
+    core = (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec(model, context_window=100_000, capabilities=capabilities))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .tools([lookup])
+        .system_prompt("Be brief.")
+        .build()
+    )
+    async with core:
+        session = await core.session(f"wire-{kind}").open()
+        result = await session.turn("find x").run()
+    transport.assert_exhausted()
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "x is found."
+    assert [(c.name, c.arguments, c.output) for c in result.tool_calls] == [
+        ("lookup", {"q": "x"}, "found x")
+    ]
+    assert len(result.llm_calls) == 2
