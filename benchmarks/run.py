@@ -1,0 +1,137 @@
+"""Run the benchmark rows, each in its own subprocess, and collect their JSON lines.
+
+``python benchmarks/run.py [--with-peers] [--skip-scale] [--out PATH]`` — normally started by
+``bash benchmarks/run.sh``, which provides the interpreters. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LASH_PY = Path(os.environ.get("LASH_PY", ROOT / ".venv" / "bin" / "python"))
+PEERS_PY = Path(os.environ.get("PEERS_PY", HERE / ".venv-peers" / "bin" / "python"))
+
+LASH_ROWS = [
+    ("lash_turns.py", "memory"),
+    ("lash_turns.py", "sqlite"),
+]
+PEER_ROWS = [
+    ("peers/pydantic_ai_turns.py", "mem"),
+    ("peers/pydantic_ai_turns.py", "dbos"),
+    ("peers/langgraph_turns.py", "none"),
+    ("peers/langgraph_turns.py", "sqlite"),
+    ("peers/openai_agents_turns.py", "manual"),
+    ("peers/openai_agents_turns.py", "sqlite"),
+    ("peers/dbos_turns.py", ""),
+]
+# The durable rows re-run as one long session for the growth plot.
+GROWTH_ROWS = [
+    (LASH_PY, "lash_turns.py", "sqlite"),
+    (PEERS_PY, "peers/pydantic_ai_turns.py", "dbos"),
+    (PEERS_PY, "peers/langgraph_turns.py", "sqlite"),
+    (PEERS_PY, "peers/openai_agents_turns.py", "sqlite"),
+    (PEERS_PY, "peers/dbos_turns.py", ""),
+]
+
+
+def run_row(python: Path, script: str, arg: str, env: dict[str, str] | None = None) -> list[dict]:
+    """Run one row in a fresh interpreter; return its ``BENCH`` payloads."""
+    cmd = [str(python), str(HERE / script)] + ([arg] if arg else [])
+    full_env = {**os.environ, **(env or {})}
+    label = f"{script} {arg}".strip()
+    print(f"  running {label} ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, cwd=HERE, env=full_env, capture_output=True, text=True, check=False)
+    rows = [json.loads(line[6:]) for line in proc.stdout.splitlines() if line.startswith("BENCH ")]
+    if proc.returncode != 0 or not rows:
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        print(f"  FAILED {label} (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+        return [{"name": label, "group": "failed", "error": tail}]
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kib = 0
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def peer_versions() -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({p: m.version(p) for p in ['pydantic-ai-slim', 'langgraph',"
+        " 'langgraph-checkpoint-sqlite', 'openai-agents', 'dbos', 'matplotlib']}))"
+    )
+    out = subprocess.run([str(PEERS_PY), "-c", code], capture_output=True, text=True, check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--with-peers", action="store_true", help="also run the peer rows")
+    parser.add_argument("--skip-scale", action="store_true", help="skip the scale benchmark")
+    parser.add_argument("--growth-turns", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+    started = dt.datetime.now(dt.UTC)
+    results: dict[str, Any] = {
+        "date_utc": started.strftime("%Y-%m-%d %H:%M"),
+        "command": "bash benchmarks/run.sh" + (" --with-peers" if args.with_peers else ""),
+        "machine": machine(),
+        "workload": {"prompt_bytes": 200, "tool_result_bytes": 400, "answer_bytes": 400},
+        "turns": [],
+        "growth": [],
+        "scale": None,
+        "peer_versions": peer_versions() if args.with_peers else {},
+    }
+    print("fsync probe", file=sys.stderr)
+    results["fsync_before"] = run_row(LASH_PY, "fsync_probe.py", "")[0]
+    print("turn benchmark", file=sys.stderr)
+    rows = [(LASH_PY, s, a) for s, a in LASH_ROWS]
+    if args.with_peers:
+        rows += [(PEERS_PY, s, a) for s, a in PEER_ROWS]
+    for python, script, arg in rows:
+        results["turns"].extend(run_row(python, script, arg))
+    if args.with_peers:
+        print(f"growth: one session of {args.growth_turns} turns per durable row", file=sys.stderr)
+        env = {"BENCH_TURNS": str(args.growth_turns), "BENCH_SESSIONS": "1"}
+        for python, script, arg in GROWTH_ROWS:
+            results["growth"].extend(run_row(python, script, arg, env))
+    if not args.skip_scale:
+        print("scale benchmark", file=sys.stderr)
+        results["scale"] = run_row(LASH_PY, "scale.py", "")[0]
+    results["fsync_after"] = run_row(LASH_PY, "fsync_probe.py", "")[0]
+    results["machine"]["loadavg_at_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
