@@ -126,3 +126,45 @@ async def test_each_adapter_runs_a_tool_turn_through_lash_core(
         ("lookup", {"q": "x"}, "found x")
     ]
     assert len(result.llm_calls) == 2
+
+
+async def test_truncated_stream_stops_the_turn_without_settled_text() -> None:
+    """A stream cut before its finish reason: retried, then ``provider_error``; the cause is in
+    the call record and the unfinished prose is never committed."""
+    from lash.providers import RetryPolicy
+
+    from .helpers import client_for, make
+
+    script = own("openai-compatible.chat-truncated-no-finish")
+    transport = ScriptedTransport(script, script)
+    provider = make(
+        "openai-compatible",
+        http_client=client_for("openai-compatible", transport),
+        retry=RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.001),
+    )
+    core = (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("test-model"))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .build()
+    )
+    deltas: list[str] = []
+
+    async def sink(activity: lash.TurnActivity) -> None:
+        deltas.append(activity.type)
+
+    async with core:
+        session = await core.session("cut").open()
+        result = await session.turn("hi").on_event(sink).run()
+        view = await session.read_view()
+    transport.assert_exhausted()
+    assert result.outcome.reason == "provider_error"
+    attempts = result.llm_calls[0].attempts
+    assert [a.outcome for a in attempts] == ["failed", "failed"]
+    assert attempts[-1].error is not None
+    assert attempts[-1].error.code == "stream_ended_before_finish_reason"
+    assert result.issues[0].retryable is True
+    assert [m.role for m in view.messages] == ["user"]
+    assert "assistant_prose_delta" in deltas and "model_attempt_reset" in deltas
