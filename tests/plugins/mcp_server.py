@@ -2,7 +2,7 @@
 streamable HTTP).
 
 Tools: ``add`` (structured result), ``Echo-Text`` (a name that needs normalising),
-``fail`` (an ``is_error`` result), ``block`` (writes its pid to a marker file, then waits
+``fail`` (an ``is_error`` result), ``pid``, ``block`` (writes its pid to a marker file, then waits
 until killed) and ``slow`` (sleeps ``seconds``).
 """
 
@@ -42,6 +42,12 @@ async def block(marker: str) -> str:
     Path(marker).write_text(str(os.getpid()))
     await asyncio.Event().wait()
     return "unreachable"
+
+
+@server.tool()
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
 
 
 @server.tool()

@@ -76,6 +76,7 @@ async def test_a_scripted_turn_calls_an_mcp_tool(pool: McpServers, make_core: An
         "mcp__lash_test__echo_text",
         "mcp__lash_test__fail",
         "mcp__lash_test__block",
+        "mcp__lash_test__pid",
         "mcp__lash_test__slow",
     ]
     provider = ScriptedProvider(
@@ -264,3 +265,29 @@ async def test_a_server_attached_later_joins_the_next_turn(make_core: Any) -> No
     result = await session.turn("after").run()
     assert result.tool_calls[0].output == {"result": 3}
     await servers.aclose()
+
+
+async def test_a_server_that_died_while_idle_is_reconnected_before_the_next_call(
+    pool: McpServers, make_core: Any
+) -> None:
+    provider = ScriptedProvider(
+        [
+            tool_call("mcp__lash_test__pid", {}, "c1"),
+            reply("got it"),
+            tool_call("mcp__lash_test__pid", {}, "c2"),
+            reply("again"),
+        ]
+    )
+    core = make_core(provider, plugins=[pool])
+    session = await core.session("s").open()
+    first = await session.turn("pid").run()
+    first_pid = first.tool_calls[0].output["result"]
+    os.kill(first_pid, signal.SIGKILL)
+    for _ in range(500):
+        if pool.statuses()["lash-test"].state != "connected":
+            break
+        await asyncio.sleep(0.01)
+    assert pool.statuses()["lash-test"].state == "disconnected"
+    second = await session.turn("pid again").run()
+    assert second.tool_calls[0].status == "success"
+    assert second.tool_calls[0].output["result"] != first_pid

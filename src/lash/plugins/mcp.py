@@ -185,7 +185,12 @@ class _Connection:
 
     @property
     def connected(self) -> bool:
-        return self._session is not None and self._task is not None and not self._task.done()
+        return (
+            self._session is not None
+            and self._task is not None
+            and not self._task.done()
+            and not _transport_closed(self._session)
+        )
 
     def status(self) -> McpServerStatus:
         if self.connected:
@@ -330,6 +335,14 @@ class _Connection:
     async def aclose(self) -> None:
         async with self._lock:
             await self._close_task()
+
+
+def _transport_closed(session: ClientSession) -> bool:
+    """Whether the SDK has seen the transport end (a server that died while idle), so the
+    next call reconnects first instead of failing. The SDK exposes no public flag for this;
+    reading its dispatcher's is best-effort and falls back to "open"."""
+    dispatcher = getattr(session, "_dispatcher", None)
+    return getattr(dispatcher, "_closed", False) is True
 
 
 async def _list_tools(session: ClientSession) -> list[mcp_types.Tool]:
