@@ -51,9 +51,12 @@ class FileBlobDir:
         path = self.path(blob_id)
         stamp = (stamp_ms * 1_000_000, stamp_ms * 1_000_000)
         try:
-            if path.is_file() and path.stat().st_size == len(data):
-                os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
-                return
+            try:
+                if path.stat().st_size == len(data):
+                    os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
+                    return
+            except FileNotFoundError:
+                pass  # new blob, or a sweep removed it a moment ago: write it
             shard = path.parent
             if not shard.is_dir():
                 shard.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Attachments for the SQLite store: file blobs beside the database, references inside it.
 
 Layer 1 (ADR 0028) is a content-addressed directory, ``<root>/sha256/<first2>/<hash>``,
-written crash-safely (unique staging file, fsync, rename, fsync of the directory). Layer 2,
-the per-session reference manifest, is a table in the database, so a session reads a blob
-only through a reference it holds: guessing another session's hash gets ``not_found``.
+written crash-safely by :class:`~lash.stores._file_blobs.FileBlobDir` (shared with the
+PostgreSQL store). Layer 2, the per-session reference manifest, is a table in the database,
+so a session reads a blob only through a reference it holds: guessing another session's hash
+gets ``not_found``.
 Layer 3 is :meth:`SqliteAttachmentStore.sweep_unreferenced`, which the host schedules.
 
 Blob modification times are stamped from the store's injected clock (also on a dedup hit),
@@ -15,16 +16,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lash.errors import StoreError, StoreErrorKind
+from lash.stores._file_blobs import FileBlobDir
 from lash.stores.base import BlobInfo, DurabilityTier, SweepReport
-from lash.stores.sqlite._errors import translate_os
 from lash.types import AttachmentRef
 
 if TYPE_CHECKING:
@@ -73,18 +72,6 @@ def _not_found(session_id: str, attachment_id: str) -> StoreError:
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _is_blob_id(name: str) -> bool:
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
-
-
 class SqliteAttachmentStore:
     """Content-addressed file blobs plus the per-session manifest in the store's database."""
 
@@ -110,87 +97,8 @@ class SqliteAttachmentStore:
             )
         return self._root
 
-    def _blob_path(self, attachment_id: str) -> Path:
-        if not _is_blob_id(attachment_id):
-            raise StoreError(StoreErrorKind.NOT_FOUND, f"{attachment_id!r} is not an attachment id")
-        return self._require_root() / "sha256" / attachment_id[:2] / attachment_id
-
-    # --- layer 1: blob files (blocking; called through asyncio.to_thread) ----------------
-
-    def _write_blob(self, attachment_id: str, data: bytes, stamp_ms: int) -> None:
-        path = self._blob_path(attachment_id)
-        stamp = (stamp_ms * 1_000_000, stamp_ms * 1_000_000)
-        try:
-            try:
-                if path.stat().st_size == len(data):
-                    os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
-                    return
-            except FileNotFoundError:
-                pass  # new blob, or a sweep removed it a moment ago: write it
-            shard = path.parent
-            if not shard.is_dir():
-                shard.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(shard.parent)
-                _fsync_dir(shard.parent.parent)
-            staging = shard / f".{attachment_id}.{uuid.uuid4().hex}{_STAGING_SUFFIX}"
-            try:
-                with open(staging, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.utime(staging, ns=stamp)
-                os.replace(staging, path)
-            except BaseException:
-                staging.unlink(missing_ok=True)
-                raise
-            _fsync_dir(shard)
-        except OSError as exc:
-            raise translate_os(exc, f"writing attachment {attachment_id}") from exc
-
-    def _read_blob(self, session_id: str, attachment_id: str) -> bytes:
-        try:
-            return self._blob_path(attachment_id).read_bytes()
-        except FileNotFoundError:
-            raise _not_found(session_id, attachment_id) from None
-        except OSError as exc:
-            raise translate_os(exc, f"reading attachment {attachment_id}") from exc
-
-    def _scan_blobs(self) -> list[BlobInfo]:
-        base = self._require_root() / "sha256"
-        out: list[BlobInfo] = []
-        try:
-            shards = sorted(os.scandir(base), key=lambda e: e.name)
-        except FileNotFoundError:
-            return out
-        except OSError as exc:
-            raise translate_os(exc, "listing attachments") from exc
-        for shard in shards:
-            if not shard.is_dir():
-                continue
-            for entry in sorted(os.scandir(shard.path), key=lambda e: e.name):
-                if not _is_blob_id(entry.name) or not entry.is_file():
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                out.append(
-                    BlobInfo(
-                        id=entry.name,
-                        byte_len=st.st_size,
-                        last_modified_ms=st.st_mtime_ns // 1_000_000,
-                    )
-                )
-        return out
-
-    def _blob_mtime_ms(self, attachment_id: str) -> int | None:
-        try:
-            return self._blob_path(attachment_id).stat().st_mtime_ns // 1_000_000
-        except FileNotFoundError:
-            return None
-
-    def _delete_blob(self, attachment_id: str) -> None:
-        self._blob_path(attachment_id).unlink(missing_ok=True)
+    def _blobs(self) -> FileBlobDir:
+        return FileBlobDir(self._require_root())
 
     # --- the facet -----------------------------------------------------------------------
 
@@ -224,14 +132,17 @@ class SqliteAttachmentStore:
             return now
 
         stamp = await self._store._run_write(record)
-        await asyncio.to_thread(self._write_blob, attachment_id, data, stamp)
+        await asyncio.to_thread(self._blobs().write, attachment_id, data, stamp)
         return ref
 
     async def get(self, session_id: str, attachment_id: str) -> bytes:
         """The bytes, only if this session holds a reference (``not_found`` otherwise)."""
         if not await self.holds_ref(session_id, attachment_id):
             raise _not_found(session_id, attachment_id)
-        return await asyncio.to_thread(self._read_blob, session_id, attachment_id)
+        data = await asyncio.to_thread(self._blobs().read, attachment_id)
+        if data is None:
+            raise _not_found(session_id, attachment_id)
+        return data
 
     async def holds_ref(self, session_id: str, attachment_id: str) -> bool:
         """Whether the session references the blob (intent or committed)."""
@@ -271,7 +182,7 @@ class SqliteAttachmentStore:
 
     async def list_blobs(self) -> list[BlobInfo]:
         """Every stored blob, by id."""
-        return await asyncio.to_thread(self._scan_blobs)
+        return await asyncio.to_thread(self._blobs().scan)
 
     async def sweep_unreferenced(self, grace_ms: int = 0) -> SweepReport:
         """Delete blobs no session references, sparing anything touched within ``grace_ms``.
@@ -292,6 +203,7 @@ class SqliteAttachmentStore:
             return cutoff, live
 
         cutoff, live = await self._store._run_write(reconcile)
+        files = self._blobs()
         blobs = await self.list_blobs()
         reclaimed = 0
         failed: list[str] = []
@@ -301,12 +213,12 @@ class SqliteAttachmentStore:
             if blob.last_modified_ms is not None and blob.last_modified_ms > cutoff:
                 continue
             try:
-                mtime = await asyncio.to_thread(self._blob_mtime_ms, blob.id)
+                mtime = await asyncio.to_thread(files.mtime_ms, blob.id)
                 if mtime is None or mtime > cutoff:
                     continue
                 if await self._has_live_ref(blob.id, cutoff):
                     continue
-                await asyncio.to_thread(self._delete_blob, blob.id)
+                await asyncio.to_thread(files.delete, blob.id)
             except (OSError, StoreError):
                 failed.append(blob.id)
                 continue
