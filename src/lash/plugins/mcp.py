@@ -216,12 +216,14 @@ class _Connection:
                     session, tools = await asyncio.shield(ready)
             except TimeoutError:
                 await self._close_task(graceful=False)
+                _settle(ready)
                 self.error = (
                     f"startup timeout: no MCP handshake within {self.config.startup_timeout_s:g}s"
                 )
                 raise _Unavailable(self.error) from None
             except Exception as err:
                 await self._close_task(graceful=False)
+                _settle(ready)
                 self.error = f"connect failed: {_describe(err)}"
                 raise _Unavailable(self.error) from err
             self._session = session
@@ -251,8 +253,11 @@ class _Connection:
                     )
                     streams = await stack.enter_async_context(stdio_client(params, errlog))
                 else:
+                    # The SDK's defaults: 30 s to connect/write, a long read for held streams
+                    # (our own call timeout bounds each call).
+                    timeout = httpx2.Timeout(30.0, read=max(300.0, config.call_timeout_s))
                     client = await stack.enter_async_context(
-                        httpx2.AsyncClient(headers=dict(config.headers))
+                        httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout)
                     )
                     streams = await stack.enter_async_context(
                         streamable_http_client(config.url, http_client=client)
@@ -335,6 +340,12 @@ class _Connection:
     async def aclose(self) -> None:
         async with self._lock:
             await self._close_task()
+
+
+def _settle(ready: asyncio.Future[Any]) -> None:
+    """Mark a failed startup future's exception as seen (it was reported another way)."""
+    if ready.done() and not ready.cancelled():
+        ready.exception()
 
 
 def _transport_closed(session: ClientSession) -> bool:
