@@ -43,18 +43,22 @@ def lash_argv(*args: str) -> list[str]:
 
 
 async def run_lash(
-    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+    *args: str,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout: float = 60,
+    stdin: bytes | None = None,
 ) -> Run:
     """Run to completion (the event loop stays free, so a loopback server can answer)."""
     proc = await asyncio.create_subprocess_exec(
         *lash_argv(*args),
         env=env,
         cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
 

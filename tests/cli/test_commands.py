@@ -128,3 +128,47 @@ def test_help_lists_the_commands() -> None:
         assert word in result.output
     assert "openai, anthropic, google, openrouter, openai-compatible" in result.output
     assert "scripted," not in result.output  # the test-only provider stays hidden
+
+
+async def test_chat_reads_piped_input_one_turn_per_line(tmp_path: Path) -> None:
+    steps = write_steps(tmp_path / "s.json", [{"reply": "one"}, {"reply": "two"}])
+    env = cli_env(tmp_path / "home", LASH_SCRIPTED_STEPS=str(steps))
+    run = await run_lash("chat", "--provider", "scripted", env=env, stdin=b"first\nsecond\n/info\n")
+    assert run.code == 0, run.err
+    assert run.out.index("one") < run.out.index("two") < run.out.index("revision 2")
+    assert "joined the turn" not in run.out
+
+
+async def test_print_mode_ctrl_c_cancels_the_turn(tmp_path: Path) -> None:
+    import asyncio
+    import json
+    import signal
+
+    from .helpers import lash_argv
+
+    steps = write_steps(tmp_path / "s.json", [{"stall": "working on it"}])
+    env = cli_env(tmp_path / "home", LASH_SCRIPTED_STEPS=str(steps))
+    proc = await asyncio.create_subprocess_exec(
+        *lash_argv("--provider", "scripted", "-p", "long job", "--mode", "json"),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    frames = []
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, "the stream ended before any prose arrived"
+        frames.append(json.loads(line))
+        event = frames[-1].get("activity", {}).get("event", {})
+        if event.get("type") == "assistant_prose_delta":
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    frames += [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == 130, err.decode()
+    finish = frames[-1]
+    assert finish["type"] == "turn_finish" and finish["cancelled"] is True
+    assert finish["outcome"]["reason"] == "cancelled" and finish["ok"] is False
+    assert b"Traceback" not in err

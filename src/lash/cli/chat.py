@@ -3,7 +3,8 @@
 Line-oriented on purpose (works in any terminal, a pty or a pipe): text streams as the model
 writes it, tool calls and token usage appear as dim lines, Ctrl+C cancels the running turn
 (twice at an idle prompt quits), and a line typed while a turn runs is injected into that
-turn at its next safe checkpoint (or runs right after it).
+turn at its next safe checkpoint (or runs right after it). Piped input runs line by line,
+one turn per line.
 """
 
 from __future__ import annotations
@@ -101,7 +102,11 @@ class _Lines:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._buffer = b""
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(fd, self._readable)
+        try:
+            self._loop.add_reader(fd, self._readable)
+        except (PermissionError, OSError):  # a regular file cannot be polled: read it whole
+            self._feed(os.read(fd, 1 << 24) if os.fstat(fd).st_size else b"")
+            self._feed(b"")
 
     def _readable(self) -> None:
         try:
@@ -112,6 +117,10 @@ class _Lines:
             chunk = b""
         if not chunk:
             self._loop.remove_reader(self._fd)
+        self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
+        if not chunk:
             if self._buffer:
                 self.queue.put_nowait(self._buffer.decode("utf-8", "replace"))
                 self._buffer = b""
@@ -151,6 +160,7 @@ class Chat:
         self._mid_line = False
         self._deferred: list[str] = []
         self._lines: _Lines | None = None
+        self._interactive = sys.stdin.isatty()
 
     # --- output -------------------------------------------------------------------------
 
@@ -257,8 +267,13 @@ class Chat:
             getter.cancel()
             return None
         quitter.cancel()
-        self._mid_line = False
-        return getter.result()
+        line = getter.result()
+        if line is not None:
+            if self._interactive:
+                self._mid_line = False  # the terminal echoed the line and its newline
+            else:
+                self._write(line + "\n")  # piped input: keep a readable transcript
+        return line
 
     async def _loop(self) -> None:
         while True:
@@ -286,7 +301,9 @@ class Chat:
         try:
             async with session.turn(text).stream() as turn:
                 self.running = turn
-                feeder = asyncio.ensure_future(self._inject_while(turn))
+                feeder = asyncio.ensure_future(
+                    self._inject_while(turn) if self._interactive else asyncio.sleep(0)
+                )
                 try:
                     async for activity in turn:
                         streamed = self._show(activity) or streamed
