@@ -28,7 +28,12 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "OtelTraceSink":
-        from lash.trace.otel import OtelTraceSink
-
+        try:
+            from lash.trace.otel import OtelTraceSink
+        except ImportError as err:
+            raise ImportError(
+                f"OtelTraceSink needs OpenTelemetry ({err.name} is missing): "
+                "pip install 'lash-runtime[otel]'"
+            ) from err
         return OtelTraceSink
     raise AttributeError(f"module 'lash.trace' has no attribute {name!r}")
