@@ -108,6 +108,7 @@ def main() -> None:
         "turns": [],
         "growth": [],
         "scale": None,
+        "profile": None,
         "peer_versions": peer_versions() if args.with_peers else {},
     }
     print("fsync probe", file=sys.stderr)
@@ -126,6 +127,8 @@ def main() -> None:
     if not args.skip_scale:
         print("scale benchmark", file=sys.stderr)
         results["scale"] = run_row(LASH_PY, "scale.py", "")[0]
+    print("profile of the lash turn", file=sys.stderr)
+    results["profile"] = run_row(LASH_PY, "profile_turn.py", "")[0]
     results["fsync_after"] = run_row(LASH_PY, "fsync_probe.py", "")[0]
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -122,21 +122,18 @@ async def concurrency(tmp: Path) -> dict[str, Any]:
     }
 
 
-async def session_memory(tmp: Path, count: int = 1000) -> dict[str, Any]:
-    """tracemalloc bytes per session: open and idle, then parked (handles dropped)."""
-    db = tmp / "memory.db"
-    store = SqliteStore(db)
+async def session_memory(tmp: Path, count: int) -> dict[str, Any]:
+    """tracemalloc bytes per session: open and idle, then parked (handles dropped).
+
+    Reuses the concurrency run's database, where every session has ``TURNS`` committed turns.
+    """
+    store = SqliteStore(tmp / "scale.db")
     async with build_core(store) as core:
-        # commit a 10-turn history for each session first, with nothing measured
-        for i in range(count):
-            session = await core.session(f"m-{i}").open()
-            for _ in range(TURNS):
-                await session.turn(PROMPT).run()
-            await session.park()
+        await (await core.session("m-warm").open()).park()
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
-        sessions = [await core.session(f"m-{i}").open() for i in range(count)]
+        sessions = [await core.session(f"s-{i}").open() for i in range(count)]
         for s in sessions:
             await s.read_view()  # make sure each handle holds its loaded state
         gc.collect()
