@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,15 +25,19 @@ import asyncpg
 import msgspec
 import pytest
 
+import lash
 from lash.errors import StoreError, StoreErrorKind
+from lash.runtime.worker import Worker
 from lash.stores.postgres import PostgresStore
 from lash.stores.postgres.schema import COMPONENT, SCHEMA_VERSION
 from lash.stores.sqlite._rows import dec_node
+from lash.testing import ScriptedProvider, reply, tool_call
 from lash.testing.conformance._support import commit, message_node
 from lash.testing.postgres import PostgresUnavailable, TemporaryPostgres
 from lash.types import (
     LeaseAcquired,
     LeaseOwner,
+    LlmRequest,
     MessagePayload,
     SessionNode,
     TextPart,
@@ -559,3 +564,74 @@ async def test_workers_ride_out_a_postgres_restart(
             await conn.close()
     finally:
         _stop_all(procs)
+
+
+# --- the worker loop -------------------------------------------------------------------
+
+
+def _core(store: PostgresStore) -> lash.LashCore:
+    def step(request: LlmRequest) -> object:
+        last = request.messages[-1] if request.messages else None
+        return reply("done") if last is not None and last.role == "tool" else tool_call("note")
+
+    @lash.tool
+    async def note(ctx: lash.ToolContext) -> str:
+        """Take a note."""
+        return "noted"
+
+    return (
+        lash.LashCore.builder()
+        .provider(ScriptedProvider([step] * 1000))  # type: ignore[list-item]
+        .model(lash.ModelSpec("scripted"))
+        .effect_host(lash.InlineEffectHost())
+        .store(store)
+        .tool(note)
+        .build()
+    )
+
+
+async def test_worker_runs_pending_sessions_and_skips_busy_ones(
+    schema_store: PostgresStore, postgres_dsn: str
+) -> None:
+    core = _core(PostgresStore(postgres_dsn, schema=schema_store.schema))  # the core closes it
+    try:
+        for sid in ("a", "b"):
+            await core.enqueue_turn_input(sid, f"{sid}/hello")
+        held = await schema_store.try_claim_lease("b", _owner("elsewhere"), 30_000)
+        assert isinstance(held, LeaseAcquired)
+        worker = Worker(core, schema_store.list_sessions_with_pending_work)
+        assert await worker.run_once() == 1
+        assert worker.stats.busy_skips == 1 and worker.stats.errors == 0
+        assert await schema_store.list_pending_turn_inputs("a") == []
+        assert len(await schema_store.list_pending_turn_inputs("b")) == 1
+        await schema_store.release_lease(held.lease.fence())
+        assert await worker.run_once() == 1
+        assert await schema_store.list_sessions_with_pending_work() == []
+    finally:
+        await core.aclose()
+
+
+async def test_idle_worker_backs_off_and_stops_gracefully() -> None:
+    pauses: list[float] = []
+    worker: Worker
+
+    async def sleep(delay: float) -> None:
+        pauses.append(delay)
+        if len(pauses) == 6:
+            worker.stop()
+        await asyncio.sleep(0)
+
+    core = (
+        lash.LashCore.builder()
+        .provider(ScriptedProvider([]))
+        .model(lash.ModelSpec("scripted"))
+        .effect_host(lash.InlineEffectHost())
+        .without_store()
+        .build()
+    )
+    worker = Worker(core, list, idle_backoff_s=(0.01, 0.08), sleep=sleep, rng=random.Random(7))
+    stats = await asyncio.wait_for(worker.run(), timeout=5)
+    assert stats.passes == 6 and stats.turns == 0
+    bases = [0.01, 0.02, 0.04, 0.08, 0.08, 0.08]
+    assert all(0.5 * b <= p <= 1.5 * b for p, b in zip(pauses, bases, strict=True)), pauses
+    await core.aclose()

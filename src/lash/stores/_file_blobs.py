@@ -8,17 +8,26 @@ grace period. Methods block; async callers run them through ``asyncio.to_thread`
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
 
 from lash.errors import StoreError, StoreErrorKind
 from lash.stores.base import BlobInfo
-from lash.stores.sqlite._errors import translate_os
 
-__all__ = ["FileBlobDir", "is_blob_id"]
+__all__ = ["FileBlobDir", "is_blob_id", "translate_os"]
 
 _STAGING_SUFFIX = ".staging"
+
+
+def translate_os(exc: OSError, what: str) -> StoreError:
+    """The :class:`StoreError` for a filesystem error while doing ``what``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(StoreErrorKind.DISK_FULL, f"the disk is full while {what}: {exc}")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreError(StoreErrorKind.READ_ONLY, f"read-only storage while {what}: {exc}")
+    return StoreError(StoreErrorKind.BACKEND, f"I/O error while {what}: {exc}")
 
 
 def is_blob_id(name: str) -> bool:

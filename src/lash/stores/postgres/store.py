@@ -131,6 +131,9 @@ class PostgresStore:
         if schema is not None:
             self._settings["search_path"] = schema
         self._connect_timeout = connect_timeout_s
+        # A client-side backstop above the server's statement_timeout: a call never hangs on
+        # a connection whose server vanished without closing it.
+        self._command_timeout = statement_timeout_ms / 1000 + 5
         self._now = Now(pinned_clock)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._open_lock = asyncio.Lock()
@@ -184,6 +187,7 @@ class PostgresStore:
                     min_size=self._min,
                     max_size=self._max,
                     timeout=self._connect_timeout,
+                    command_timeout=self._command_timeout,
                     server_settings=self._settings,
                 )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
