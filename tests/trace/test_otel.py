@@ -73,3 +73,40 @@ def test_from_global_provider_is_a_sink() -> None:
     sink = OtelTraceSink.from_global_provider()
     sink.flush()
     assert hasattr(sink, "append")
+
+
+def test_failures_and_records_outside_any_span() -> None:
+    from lash.trace import TraceContext, TraceRecord
+
+    provider, exporter = _provider()
+    sink = OtelTraceSink(provider)
+    turn = TraceContext(session_id="s", turn_id="t", graph_node_id="turn:s:t")
+    tool = TraceContext(
+        session_id="s", turn_id="t", graph_node_id="tool:c", parent_graph_node_id="turn:s:t"
+    )
+    sink.append(TraceRecord(type="session_started", context=TraceContext(session_id="s")))
+    sink.append(TraceRecord(type="turn_started", context=turn))
+    sink.append(TraceRecord(type="tool_call_started", context=tool, payload={"name": "boom"}))
+    sink.append(
+        TraceRecord(
+            type="tool_call_completed",
+            context=tool,
+            payload={"name": "boom", "output": {"status": "failure"}, "duration_ms": 3},
+        )
+    )
+    sink.append(TraceRecord(type="custom", context=turn, payload={"name": "note"}))
+    sink.append(
+        TraceRecord(
+            type="turn_completed",
+            context=turn,
+            payload={"status": "stopped", "done_reason": "provider_error"},
+        )
+    )
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"lash.session", "lash.turn", "lash.tool"}
+    assert spans["lash.tool"].status.status_code is StatusCode.ERROR
+    assert spans["lash.tool"].attributes is not None
+    assert spans["lash.tool"].attributes["lash.tool.status"] == "failure"
+    assert spans["lash.turn"].status.status_code is StatusCode.ERROR
+    assert [e.name for e in spans["lash.turn"].events] == ["lash.custom"]
+    assert spans["lash.session"].parent is None

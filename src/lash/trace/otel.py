@@ -27,6 +27,7 @@ _STARTS = {
     "tool_call_started": "lash.tool",
 }
 _ENDS = {"turn_completed", "llm_call_completed", "llm_call_failed", "tool_call_completed"}
+_INSTANT_NAMES = {"session_started": "lash.session", "prompt_built": "lash.prompt"}
 _CONTEXT_FIELDS = (
     "run_id",
     "session_id",
@@ -155,7 +156,7 @@ class OtelTraceSink:
         span.end(end_time=_ns(record.timestamp))
 
     def _instant(self, record: TraceRecord) -> None:
-        name = f"lash.{record.type}"
+        name = _INSTANT_NAMES.get(record.type, f"lash.{record.type}")
         attrs = _attributes(record)
         if record.type == "token_usage":
             attrs.update(_usage_attributes(record.payload.get("usage")))
