@@ -138,3 +138,24 @@ async def test_plan_mode_can_start_disabled(make_core: Any) -> None:
     await session.turn("hello").run()
     assert names(provider.requests[0]) == ["update_plan"]
     assert all(m.role != "system" for m in provider.requests[0].messages)
+
+
+async def test_subagent_sessions_are_never_in_plan_mode(tmp_path: Path, make_core: Any) -> None:
+    from lash.plugins import READ_ONLY_TOOLS, Subagents
+
+    provider = ScriptedProvider(
+        [
+            tool_call("spawn_agent", {"task": "look around", "capability": "peer"}, "c1"),
+            reply("child answer"),
+            reply("root answer"),
+        ]
+    )
+    planning = functools.partial(PlanMode, allowed_tools=READ_ONLY_TOOLS | {"spawn_agent"})
+    core = make_core(provider, tools=workspace_tools(tmp_path), plugins=[planning, Subagents])
+    session = await core.session("s").open()
+    await session.turn("plan with help").run()
+    root, child = names(provider.requests[0]), names(provider.requests[1])
+    assert "spawn_agent" in root and "edit" not in root
+    assert "edit" in child and "exec_command" in child
+    assert "update_plan" not in child and "plan_exit" not in child
+    assert all("Plan mode" not in m.text for m in provider.requests[1].messages)

@@ -6,7 +6,8 @@ run commands (a call to a hidden tool is ``tool_unavailable``). The checklist li
 plugin's state, which the runtime commits with every turn, so it survives a restart.
 
 The catalog of a turn is fixed when the turn starts: after ``plan_exit`` the implementation
-tools appear from the next turn on.
+tools appear from the next turn on. Subagent sessions are never in plan mode and get no plan
+tools: planning belongs to the root session.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from lash.plugins._common import READ_ONLY_TOOLS, is_subagent_session
 from lash.runtime.plugins import Plugin, PluginSessionContext, PrepareContext
 from lash.tools import FunctionTool, ToolError
 from lash.tools.base import Tool, ToolContext
 from lash.types import Message, TextPart
 
 __all__ = ["PLAN_STATUSES", "READ_ONLY_TOOLS", "PlanMode"]
-
-READ_ONLY_TOOLS = frozenset({"read_file", "glob", "grep"})
-"""Tools plan mode keeps (besides its own)."""
 
 PLAN_STATUSES = ("pending", "in_progress", "completed")
 
@@ -71,6 +70,7 @@ class PlanMode(Plugin):
         self._start_enabled = enabled
         self.allowed_tools = frozenset(allowed_tools) | _PLAN_TOOLS
         self._approve = approve
+        self._inert = False
         self._update_plan = FunctionTool.from_schema(
             "update_plan",
             "Replace the plan checklist. Each step is pending, in_progress or completed; at "
@@ -91,8 +91,9 @@ class PlanMode(Plugin):
     # --- state ----------------------------------------------------------------------------
 
     async def open_session(self, ctx: PluginSessionContext) -> None:
+        self._inert = is_subagent_session(ctx.session_id)
         self.state = dict(ctx.state) or {
-            "enabled": self._start_enabled,
+            "enabled": self._start_enabled and not self._inert,
             "generation": 0,
             "plan": [],
         }
@@ -123,6 +124,8 @@ class PlanMode(Plugin):
     # --- catalog --------------------------------------------------------------------------
 
     def tools(self) -> Sequence[Tool]:
+        if self._inert:
+            return ()
         return (self._update_plan, self._plan_exit) if self.enabled else (self._update_plan,)
 
     def filter_tools(self, tools: dict[str, Tool]) -> dict[str, Tool]:

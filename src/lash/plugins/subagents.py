@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lash.plugins.plan_mode import READ_ONLY_TOOLS
+from lash.plugins._common import CHILD_MARK, READ_ONLY_TOOLS
 from lash.runtime.plugins import Plugin, PluginSessionContext, PrepareContext
 from lash.tools import FunctionTool, ToolError
 from lash.tools.base import Tool, ToolContext
@@ -33,8 +33,6 @@ __all__ = ["CAPABILITIES", "MAX_SUBAGENT_DEPTH", "Subagents", "child_session_id"
 MAX_SUBAGENT_DEPTH = 5
 CAPABILITIES = ("explore", "peer")
 
-_CHILD_MARK = ":child:"
-
 # Child specs handed from the spawning tool to the child's plugin, per core (a core is the
 # unit that opens sessions; weak keys so a closed core takes its entries with it).
 _PENDING: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
@@ -42,7 +40,7 @@ _PENDING: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.We
 
 def child_session_id(parent_session_id: str, call_id: str) -> str:
     """The child session id for one ``spawn_agent`` call."""
-    return f"{parent_session_id}{_CHILD_MARK}{call_id}"
+    return f"{parent_session_id}{CHILD_MARK}{call_id}"
 
 
 _SPAWN_SCHEMA: dict[str, Any] = {
@@ -213,7 +211,7 @@ def _child_usage(result: TurnResult, model: str) -> tuple[TokenLedgerEntry, ...]
 def _spec_from_id(session_id: str) -> dict[str, Any]:
     """A child reopened without its spec (e.g. in another process before its first commit)
     is rebuilt from its id, with the least privilege."""
-    depth = session_id.count(_CHILD_MARK)
+    depth = session_id.count(CHILD_MARK)
     if depth == 0:
         return {}
     return {"depth": depth, "capability": "explore"}
