@@ -218,3 +218,34 @@ async def test_branch_and_retention_never_break_the_active_path(make_core: Any) 
     view = await session.read_view()
     assert [m.text for m in view.messages] == ["first", "one", "second, rephrased", "two again"]
     assert await session.prune_off_path(older_than_ms=0) == 0
+
+
+class Noter(lash.Plugin):
+    id = "noter"
+
+    async def prepare_turn(self, ctx: PrepareContext) -> Sequence[Any]:
+        self.state["seen"] = [*self.state.get("seen", []), ctx.turn_id]
+        return ()
+
+    async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Any]:
+        if ctx.turn_id == "boom":
+            raise RuntimeError("finalize failed")
+        return ()
+
+
+async def test_plugin_state_rolls_back_on_failure_and_reloads_after_other_writers(
+    make_core: Any,
+) -> None:
+    store = MemoryStore()
+    core = make_core([reply("a"), reply("b"), reply("c")], plugins=[Noter], store=store)
+    one = await core.session("s").open()
+    two = await core.session("s").open()
+    await one.turn("x").turn_id("t1").run()
+    with pytest.raises(lash.LashRuntimeError):
+        await one.turn("y").turn_id("boom").run()
+    assert one.plugin("noter").state == {"seen": ["t1"]}  # the failed turn left no trace
+    await two.turn("z").turn_id("t2").run()  # another writer commits (it reloads first)
+    await one.turn("w").turn_id("t3").run()  # this handle reloads state written by `two`
+    loaded = await store.load_session("s")
+    assert loaded is not None
+    assert loaded.checkpoint.plugin_state["noter"] == {"seen": ["t1", "t2", "t3"]}

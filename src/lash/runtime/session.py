@@ -218,9 +218,19 @@ class LashSession:
             raise LashRuntimeError("session_head_refresh", f"session reload failed: {err}") from err
         if persisted is not None:
             self._state = SessionState.from_persisted(persisted)
+            self._restore_plugin_state()
         self._state.lease_generation = guard.generation
 
+    def _restore_plugin_state(self) -> None:
+        """Reset every plugin's state to what the last commit holds (after a reload by another
+        writer's commit, or after a failed turn whose changes were never committed)."""
+        saved = self._state.checkpoint.plugin_state
+        for plugin in self._plugins:
+            plugin.state = dict(saved.get(plugin.id) or {})
+
     async def _settle(self, guard: LeaseGuard | None, error: BaseException | None) -> None:
+        if error is not None:
+            self._restore_plugin_state()
         if guard is None:
             return
         await guard.stop()
