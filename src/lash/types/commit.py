@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from lash.types._base import Record, canonical_json, to_builtins
+from lash.types._base import Record, to_builtins
 from lash.types.graph import AgentFrameRecord, SessionNode
 from lash.types.ingress import QueuedWorkBatch, QueuedWorkBatchDraft
 from lash.types.lease import LeaseFence
@@ -176,16 +176,22 @@ _VOLATILE_KEYS = frozenset(
 _IGNORED_COMMIT_FIELDS = ("expected_head_revision", "lease", "release_lease", "turn_commit")
 
 
+_CONTAINERS = (dict, list, tuple)
+_SORTED_JSON = msgspec.json.Encoder(order="sorted")
+
+
 def _scrub(value: Any) -> Any:
+    # Recurse only into containers: calling this on every leaf string was most of the cost of
+    # hashing a turn's commit (the output is the same either way).
     if isinstance(value, dict):
         is_message = "role" in value and "parts" in value
         return {
-            k: _scrub(v)
+            k: _scrub(v) if isinstance(v, _CONTAINERS) else v
             for k, v in value.items()
             if k not in _VOLATILE_KEYS and not (is_message and k == "id")
         }
     if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
+        return [_scrub(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
 
 
@@ -196,8 +202,12 @@ def turn_commit_hash(commit: RuntimeCommit) -> str:
     leaf, timestamps and message ids are removed first, so a replay that regenerates ids and
     timestamps hashes the same.
     """
-    data = to_builtins(commit)
+    # The result is excluded from the hash: drop it before converting, not after (it is about
+    # half of a turn's commit).
+    data = to_builtins(msgspec.structs.replace(commit, result=None))
     for key in _IGNORED_COMMIT_FIELDS:
         data.pop(key, None)
     data.pop("result", None)
-    return hashlib.sha256(canonical_json(_scrub(data))).hexdigest()
+    # ``data`` is builtins already: encode it directly rather than via canonical_json's
+    # second to_builtins pass (same bytes).
+    return hashlib.sha256(_SORTED_JSON.encode(_scrub(data))).hexdigest()
