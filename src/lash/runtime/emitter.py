@@ -6,7 +6,7 @@ A slow sink slows the turn (it is awaited), but a failing sink never fails it.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 
 from lash.runtime.observation import LiveReplayStore
@@ -20,8 +20,11 @@ ActivitySink = Callable[[TurnActivity], Awaitable[None]]
 
 
 def new_id() -> str:
-    """A fresh opaque id."""
-    return uuid.uuid4().hex
+    """A fresh opaque id: 128 random bits as 32 hex digits.
+
+    (The same shape as ``uuid4().hex`` at under half the cost; a turn mints a couple of dozen.)
+    """
+    return os.urandom(16).hex()
 
 
 class Emitter:
