@@ -29,6 +29,7 @@ import lash
 from lash.errors import StoreError, StoreErrorKind
 from lash.runtime.worker import Worker
 from lash.stores.postgres import PostgresStore
+from lash.stores.postgres._errors import translate
 from lash.stores.postgres.schema import COMPONENT, SCHEMA_VERSION
 from lash.stores.sqlite._rows import dec_node
 from lash.testing import ScriptedProvider, reply, tool_call
@@ -191,6 +192,54 @@ async def test_unreachable_server_is_a_retryable_error() -> None:
     await store.aclose()
 
 
+@pytest.mark.parametrize(
+    ("exc", "sqlstate"),
+    [
+        (asyncpg.exceptions.SerializationError("x"), "40001"),
+        (asyncpg.exceptions.DeadlockDetectedError("x"), "40P01"),
+        (asyncpg.exceptions.LockNotAvailableError("x"), "55P03"),
+        (asyncpg.exceptions.AdminShutdownError("x"), "57P01"),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("x"), "08003"),
+    ],
+)
+def test_conflicts_and_lost_connections_translate_to_retryable_errors(
+    exc: Exception, sqlstate: str
+) -> None:
+    err = translate(exc, "db")
+    assert err.kind is StoreErrorKind.BACKEND and err.retryable
+    assert err.details["sqlstate"] == sqlstate
+
+
+def test_other_database_errors_are_not_retryable() -> None:
+    err = translate(asyncpg.exceptions.UniqueViolationError("x"), "db")
+    assert not err.retryable
+
+
+async def test_a_lock_timeout_surfaces_as_a_retryable_error(
+    schema_store: PostgresStore, postgres_dsn: str
+) -> None:
+    """Another transaction sits on the lease row; the store gives up after its lock timeout."""
+    claim = await schema_store.try_claim_lease("s1", _owner("a"), 30_000)
+    assert isinstance(claim, LeaseAcquired)
+    impatient = PostgresStore(postgres_dsn, schema=schema_store.schema, lock_timeout_ms=100)
+    async with _connect(postgres_dsn) as blocker:
+        tx = blocker.transaction()
+        await tx.start()
+        try:
+            await blocker.execute(
+                f"SELECT 1 FROM {schema_store.schema}.lash_session_leases "
+                "WHERE session_id = 's1' FOR UPDATE"
+            )
+            with pytest.raises(StoreError) as err:
+                await impatient.renew_lease(claim.lease.fence(), 30_000)
+            assert err.value.retryable and err.value.details["sqlstate"] == "55P03"
+        finally:
+            await tx.rollback()
+            await impatient.aclose()
+    renewed = await schema_store.renew_lease(claim.lease.fence(), 30_000)
+    assert renewed.fencing_token == claim.lease.fencing_token
+
+
 # --- many worker processes -------------------------------------------------------------
 
 # One worker process: a LashCore over PostgresStore, a Worker polling the sessions with
@@ -204,6 +253,7 @@ from pathlib import Path
 import lash
 from lash.runtime.worker import Worker
 from lash.stores.postgres import PostgresStore
+from lash.stores.postgres._errors import translate
 from lash.testing import ScriptedProvider, reply, tool_call
 
 dsn, schema, blobs, control = sys.argv[1:5]
@@ -261,6 +311,7 @@ ENQUEUE_PROGRAM = r"""
 import asyncio, sys
 import lash
 from lash.stores.postgres import PostgresStore
+from lash.stores.postgres._errors import translate
 from lash.types import PendingTurnInputDraft, TurnInput, TurnInputIngress
 
 dsn, schema, sessions, per_session = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
