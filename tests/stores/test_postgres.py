@@ -34,7 +34,7 @@ from lash.stores.postgres.schema import COMPONENT, SCHEMA_VERSION
 from lash.stores.sqlite._rows import dec_node
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.testing.conformance._support import commit, message_node
-from lash.testing.postgres import PostgresUnavailable, TemporaryPostgres
+from lash.testing.postgres import DSN_ENV, PostgresUnavailable, TemporaryPostgres
 from lash.types import (
     LeaseAcquired,
     LeaseOwner,
@@ -182,6 +182,46 @@ async def test_many_workers_opening_a_fresh_schema_at_once_agree(postgres_dsn: s
         await stores[0].drop_schema()
         for s in stores:
             await s.aclose()
+
+
+async def test_unversioned_lash_tables_are_refused(postgres_dsn: str) -> None:
+    """A schema holding ``lash_*`` tables but no version row is not written into."""
+    schema = _schema()
+    async with _connect(postgres_dsn) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"CREATE TABLE {schema}.lash_sessions (x int)")
+    store = PostgresStore(postgres_dsn, schema=schema)
+    try:
+        with pytest.raises(StoreError) as err:
+            await store.open()
+        assert err.value.kind is StoreErrorKind.CORRUPT
+    finally:
+        await store.aclose()
+        async with _connect(postgres_dsn) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_bad_schema_names_and_pool_sizes_are_rejected() -> None:
+    with pytest.raises(StoreError) as err:
+        PostgresStore("postgresql://x/y", schema='x"; DROP TABLE y; --')
+    assert err.value.kind is StoreErrorKind.INVALID_ARGUMENT
+    with pytest.raises(StoreError):
+        PostgresStore("postgresql://x/y", min_connections=5, max_connections=2)
+
+
+def test_temporary_postgres_without_binaries_says_how_to_get_them(tmp_path: Path) -> None:
+    server = TemporaryPostgres(bin_dir=tmp_path, use_env=False)  # no initdb here
+    with pytest.raises(PostgresUnavailable, match="postgresql"):
+        server.start()
+    assert server.data_dir is None
+
+
+def test_temporary_postgres_defers_to_the_dsn_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DSN_ENV, "postgresql://someone@db.invalid/lash")
+    with TemporaryPostgres() as server:
+        assert server.external and server.dsn == "postgresql://someone@db.invalid/lash"
+        with pytest.raises(RuntimeError):
+            server.restart()
 
 
 async def test_unreachable_server_is_a_retryable_error() -> None:

@@ -109,9 +109,9 @@ class TemporaryPostgres:
         if self._env_dsn or self._dir is not None:
             return
         bin_dir = self._bin_dir or find_postgres_bin()
-        if bin_dir is None:
+        if bin_dir is None or not (bin_dir / "initdb").is_file():
             raise PostgresUnavailable(
-                "PostgreSQL is not installed (no initdb/pg_ctl on PATH or in "
+                f"PostgreSQL is not installed (no initdb/pg_ctl in {bin_dir}, on PATH or in "
                 "/usr/lib/postgresql/*/bin); install Debian's 'postgresql' package or set "
                 f"{DSN_ENV}"
             )
