@@ -698,6 +698,13 @@ async def test_worker_runs_pending_sessions_and_skips_busy_ones(
         await schema_store.release_lease(held.lease.fence())
         assert await worker.run_once() == 1
         assert await schema_store.list_sessions_with_pending_work() == []
+
+        # A session that cannot even open is counted and skipped; the others still run.
+        await core.enqueue_turn_input("c", "c/hello")
+        broken = Worker(core, lambda: ["", "c"])
+        assert await broken.run_once() == 1
+        assert broken.stats.errors == 1 and broken.stats.turns == 1
+        assert "missing_execution_scope_id" in broken.stats.error_codes
     finally:
         await core.aclose()
 

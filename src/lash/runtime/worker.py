@@ -11,6 +11,8 @@ may have work (for a :class:`~lash.stores.postgres.PostgresStore`,
   serialization conflict) is counted and the session is dropped from the cache; the next
   pass reopens it from committed state. Commits are fenced and idempotent, so retrying is
   always safe;
+* any other failure is counted as an error (``stats.errors``) and logged; the loop goes on
+  with the other sessions;
 * a worker that dies mid-turn leaves its lease to be reclaimed (at once when the holder is
   provably dead on this host, otherwise after the TTL) and its claimed input to be taken
   over under the next lease generation.
@@ -180,6 +182,11 @@ class Worker:
         except StoreError as err:
             await self._forget(session_id)
             self._record(err, retryable=err.retryable)
+            return 0
+        except Exception as err:  # one broken session must not stop the others
+            await self._forget(session_id)
+            self._record(err, retryable=False)
+            log.exception("session %s failed in the worker loop", session_id)
             return 0
         self.stats.sessions_processed += 1
         self.stats.turns += len(results)
