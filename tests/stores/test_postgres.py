@@ -531,15 +531,16 @@ async def test_four_workers_two_hundred_sessions_one_killed_mid_turn(
             assert victim.poll() is None, _finish(victim, 10)[1][-3000:]
             await asyncio.sleep(0.01)
         owner_prefix = f"pid:{victim.pid}@"
-        victim.send_signal(signal.SIGKILL)
-        _finish(victim, 10)
+        # Read what it holds while it hangs (after the kill, others may reclaim at once).
         held = await conn.fetch(
             f"SELECT session_id FROM {schema}.lash_session_leases "
             "WHERE owner_id LIKE $1 AND lease_token <> ''",
             owner_prefix + "%",
         )
         orphaned = {str(r[0]) for r in held}
-        assert orphaned, "the killed worker held no lease mid-turn"
+        assert orphaned, "the victim held no lease mid-turn"
+        victim.send_signal(signal.SIGKILL)
+        _finish(victim, 10)
 
         code, err = _finish(enqueuer, DEADLINE_S)
         assert code == 0, err[-3000:]
