@@ -234,11 +234,12 @@ class Worker:
 
 
 def _retryable(err: Exception) -> bool:
-    """Lease conflicts, failed commits and retryable store causes are worth another pass."""
+    """Busy or lost leases, and failures caused by a retryable store error (a conflict, a
+    lost connection), are worth another pass; anything else is a real error."""
     if isinstance(err, StoreError):
         return err.retryable
     if isinstance(err, LashRuntimeError):
-        if err.is_retryable or err.is_code(RuntimeErrorCode.STORE_COMMIT_FAILED):
+        if err.is_retryable:
             return True
         cause = err.__cause__
         return isinstance(cause, StoreError) and cause.retryable
