@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ PEER_ROWS = [
     ("peers/openai_agents_turns.py", "sqlite"),
     ("peers/dbos_turns.py", ""),
 ]
+BASELINE_GROWTH_TURNS = 500
 # The durable rows re-run as one long session for the growth plot.
 GROWTH_ROWS = [
     (LASH_PY, "lash_turns.py", "sqlite"),
@@ -57,6 +59,26 @@ def run_row(python: Path, script: str, arg: str, env: dict[str, str] | None = No
         print(f"  FAILED {label} (exit {proc.returncode}):\n{tail}", file=sys.stderr)
         return [{"name": label, "group": "failed", "error": tail}]
     return rows
+
+
+def run_baseline(rev: str) -> dict[str, Any]:
+    """The lash rows again on ``src/`` as of ``rev`` (extracted with ``git archive``)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tmp = Path(tempfile.mkdtemp(prefix="lash-baseline-"))
+    archive = subprocess.run(
+        ["git", "archive", sha, "src"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    env = {"PYTHONPATH": str(tmp / "src")}
+    print(f"baseline: lash rows at {sha}", file=sys.stderr)
+    rows: list[dict] = []
+    for script, arg in LASH_ROWS:
+        rows.extend(run_row(LASH_PY, script, arg, env))
+    growth = {**env, "BENCH_TURNS": str(BASELINE_GROWTH_TURNS), "BENCH_SESSIONS": "1"}
+    rows.extend(run_row(LASH_PY, "lash_turns.py", "sqlite", growth))
+    return {"rev": sha, "rows": rows}
 
 
 def machine() -> dict[str, Any]:
@@ -98,6 +120,10 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true", help="skip the scale benchmark")
     parser.add_argument("--growth-turns", type=int, default=200)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--baseline-rev",
+        help="also run the lash rows on src/ as of this git revision (before/after comparison)",
+    )
     args = parser.parse_args()
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
@@ -119,6 +145,8 @@ def main() -> None:
         rows += [(PEERS_PY, s, a) for s, a in PEER_ROWS]
     for python, script, arg in rows:
         results["turns"].extend(run_row(python, script, arg))
+    if args.baseline_rev:
+        results["baseline"] = run_baseline(args.baseline_rev)
     if args.with_peers:
         print(f"growth: one session of {args.growth_turns} turns per durable row", file=sys.stderr)
         env = {"BENCH_TURNS": str(args.growth_turns), "BENCH_SESSIONS": "1"}
