@@ -119,6 +119,28 @@ async def test_forged_far_future_lease_cannot_renew_or_commit(
         await other.aclose()
 
 
+async def test_a_worker_clock_ten_years_ahead_changes_no_lease_decision(
+    schema_store: PostgresStore, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With this process's wall clock skewed a decade forward, leases are still stamped and
+    judged by the database: a fresh 30 s lease is live, renewable and committable."""
+    decade_ns = 10 * 365 * 24 * 3600 * 10**9
+    real_time_ns, real_time = time.time_ns, time.time
+    monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() + decade_ns)
+    monkeypatch.setattr(time, "time", lambda: real_time() + decade_ns / 1e9)
+    claim = await schema_store.try_claim_lease("s1", _owner("a"), 30_000)
+    assert isinstance(claim, LeaseAcquired)
+    async with _connect(postgres_dsn) as conn:
+        db_now = int(await conn.fetchval("SELECT extract(epoch FROM now()) * 1000"))
+    assert abs(claim.lease.claimed_at_ms - db_now) < 5_000
+    renewed = await schema_store.renew_lease(claim.lease.fence(), 30_000)
+    assert renewed.expires_at_ms < db_now + 60_000
+    result = await schema_store.commit(
+        commit("s1", claim.lease.fence(), nodes=[message_node("n1")], expected=0)
+    )
+    assert result.head_revision == 1
+
+
 async def test_live_lease_fence_from_another_connection_commits(
     schema_store: PostgresStore, postgres_dsn: str
 ) -> None:
