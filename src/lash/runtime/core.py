@@ -181,9 +181,12 @@ class LashCore:
                 raise LashRuntimeError(
                     "session_head_refresh", f"loading session {session_id!r} failed: {err}"
                 ) from err
+            # Only a *released* lease proves nobody can still commit under it; an unexpired or
+            # merely expired-looking one (clocks differ, e.g. Postgres decides by its own)
+            # forces a reload before the first turn.
             if lease is None:
                 state.lease_generation = 0
-            elif not lease.is_live(cfg.clock.now_ms()) or lease.lease_token == "":
+            elif lease.lease_token == "":
                 state.lease_generation = lease.fencing_token
         plugins: list[Plugin] = []
         for factory in cfg.plugins:
