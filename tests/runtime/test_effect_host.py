@@ -367,3 +367,35 @@ async def test_a_durable_host_wired_to_memory_stores_fails_loudly_before_running
     assert info.value.is_terminal
     assert host.effects == []
     assert provider.requests == []
+
+
+async def test_a_per_turn_effect_host_runs_that_turns_effects() -> None:
+    """``turn.effects(host)`` routes one turn's effects through a handler-bound host."""
+
+    class Journal(lash.InlineEffectHost):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keys: list[str] = []
+
+        async def run_effect(
+            self, scope: Any, kind: str, replay_key: str, envelope: Any, execute: Any
+        ) -> Any:
+            self.keys.append(f"{kind}:{replay_key}")
+            return await execute()
+
+    from lash.testing import ScriptedProvider, reply
+
+    journal = Journal()
+    core = (
+        lash.LashCore.builder()
+        .provider(ScriptedProvider([reply("a"), reply("b")]))
+        .model(lash.ModelSpec("m"))
+        .store(lash.stores.MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .build()
+    )
+    session = await core.session("s").open()
+    await session.turn("plain").run()
+    assert journal.keys == []
+    await session.turn("journaled").turn_id("t-2").effects(journal).run()
+    assert journal.keys == ["llm_call:s:t-2:2:0:llm_call:1"]

@@ -39,6 +39,7 @@ from lash.kernel.effects import (
 from lash.providers.base import LlmProvider, ProviderError
 from lash.providers.retry import AttemptReset, RetryScheduled, complete_with_retry
 from lash.runtime.config import TOOL_CANCEL_GRACE_S, CoreConfig
+from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import Emitter, new_id
 from lash.runtime.lease import LeaseGuard
 from lash.runtime.plugins import (
@@ -174,6 +175,8 @@ class TurnRequest:
     plugin_inputs: dict[str, Any] = field(default_factory=dict)
     protocol_extension: Any = None
     max_turns: int | None = None
+    effect_host: EffectHost | None = None
+    """A per-turn effect host (a durable handler's context-bound host); default: the core's."""
 
 
 @dataclass(slots=True)
@@ -237,6 +240,7 @@ class PhysicalTurn:
         local_cancel: list[CancellationEvidence],
     ) -> None:
         self.cfg = config
+        self.host: EffectHost = request.effect_host or config.effect_host
         self.state = state
         self.plugins = plugins
         self.tools = tools
@@ -512,9 +516,7 @@ class PhysicalTurn:
         }
         self.tracer.emit("llm_call_started", {"request": request}, **span)
         task = asyncio.ensure_future(
-            self.cfg.effect_host.run_effect(
-                self.scope, "llm_call", effect.replay_key, request, call
-            )
+            self.host.run_effect(self.scope, "llm_call", effect.replay_key, request, call)
         )
         if not await self._race(task):
             task.cancel()
@@ -620,7 +622,7 @@ class PhysicalTurn:
                 )
 
             try:
-                outputs[index] = await self.cfg.effect_host.run_effect(
+                outputs[index] = await self.host.run_effect(
                     self.scope, "tool_attempt", key, call, run
                 )
             except asyncio.CancelledError:
@@ -636,7 +638,7 @@ class PhysicalTurn:
             durations[index] = max(0, self.cfg.clock.now_ms() - started)
 
         cancelled = False
-        if self.cfg.effect_host.supports_concurrent_effects:
+        if self.host.supports_concurrent_effects:
             tasks = [asyncio.ensure_future(one(i, c)) for i, c in enumerate(calls)]
             gathered = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
             if not await self._race(gathered):
@@ -834,7 +836,7 @@ class PhysicalTurn:
         turn_messages: Sequence[Message],
         machine: TurnMachine | None = None,
     ) -> TurnEnd:
-        control = self.cfg.effect_host.turn_control
+        control = self.host.turn_control
         lost = self.guard is not None and self.guard.lost
         local: CancellationEvidence | None = None
         if not lost and (outcome.reason == "cancelled" or self.local_cancel):
@@ -1039,7 +1041,7 @@ class PhysicalTurn:
         if store is not None and self.attachment_ids:
             with contextlib.suppress(StoreError):
                 await self.cfg.attachments.commit_refs(self.session_id, self.attachment_ids)
-        self.cfg.effect_host.turn_control.publish_terminal(self.session_id, self.turn_id, result)
+        self.host.turn_control.publish_terminal(self.session_id, self.turn_id, result)
         self.tracer.emit(
             "turn_completed",
             {

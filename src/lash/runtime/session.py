@@ -22,6 +22,7 @@ from lash.errors import (
     StoreError,
 )
 from lash.runtime.config import MAX_AGENT_FRAME_SWITCHES, CoreConfig
+from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import ActivitySink, Emitter, new_id
 from lash.runtime.lease import LeaseGuard, acquire_lease
 from lash.runtime.observation import (
@@ -150,9 +151,9 @@ class LashSession:
         if self._closed:
             raise EmbedError("session_closed", f"session {self.session_id} is closed")
 
-    def _check_tiers(self) -> None:
+    def _check_tiers(self, host: EffectHost | None = None) -> None:
         cfg = self._cfg
-        if cfg.effect_host.tier is not DurabilityTier.DURABLE:
+        if (host or cfg.effect_host).tier is not DurabilityTier.DURABLE:
             return
         if cfg.attachments.tier is not DurabilityTier.DURABLE:
             raise LashRuntimeError.durable_store_required(DurableStoreFacet.ATTACHMENT_STORE)
@@ -257,10 +258,11 @@ class LashSession:
         protocol_extension: Any,
         max_turns: int | None,
         local_cancel: list[CancellationEvidence],
+        effect_host: EffectHost | None = None,
     ) -> TurnResult:
         self._check_open()
         require_id(self.session_id, "session id")
-        self._check_tiers()
+        self._check_tiers(effect_host)
         self._check_live_inputs(plugin_inputs, protocol_extension)
         async with self._lock:
             guard = await self._acquire()
@@ -276,6 +278,7 @@ class LashSession:
                     plugin_inputs=plugin_inputs,
                     protocol_extension=protocol_extension,
                     max_turns=max_turns,
+                    effect_host=effect_host,
                 )
                 return await self._drive(request, guard, sinks, local_cancel)
             except BaseException as err:
@@ -311,6 +314,7 @@ class LashSession:
                         input=TurnInput(),
                         claims=request.claims,
                         release_lease=request.release_lease,
+                        effect_host=request.effect_host,
                     ),
                     guard,
                     sinks,
@@ -346,6 +350,7 @@ class LashSession:
                 release_lease=request.release_lease,
                 plugin_inputs=request.plugin_inputs,
                 max_turns=request.max_turns,
+                effect_host=request.effect_host,
             )
         self._publish_commit(frame_before)
         return results[-1]
@@ -358,7 +363,7 @@ class LashSession:
         local_cancel: list[CancellationEvidence],
         terminal: tuple[TurnOutcome, TurnIssue] | None = None,
     ) -> TurnEnd:
-        control = self._cfg.effect_host.turn_control
+        control = (request.effect_host or self._cfg.effect_host).turn_control
         cancel_event = control.register(self.session_id, request.turn_id)
         running = _Running(cancel_event, local_cancel)
         self._running[request.turn_id] = running

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lash.errors import LashRuntimeError, RuntimeErrorCode
+from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import ActivitySink, new_id
 from lash.runtime.scope import require_id
 from lash.types import CancellationEvidence, TurnActivity, TurnInput, TurnResult
@@ -40,6 +41,7 @@ class TurnBuilder:
         self._extension: Any = None
         self._max_turns: int | None = None
         self._sinks: list[ActivitySink] = []
+        self._effect_host: EffectHost | None = None
 
     def turn_id(self, turn_id: str) -> TurnBuilder:
         """Use a stable turn id (required for exactly-once redrives by a host)."""
@@ -59,6 +61,12 @@ class TurnBuilder:
     def max_turns(self, max_turns: int) -> TurnBuilder:
         """Cap this turn's model iterations."""
         self._max_turns = max_turns
+        return self
+
+    def effects(self, host: EffectHost) -> TurnBuilder:
+        """Run this turn's effects through ``host`` (e.g. a durable host bound to a handler's
+        context); pair it with a stable :meth:`turn_id` so a redrive replays the same keys."""
+        self._effect_host = host
         return self
 
     def on_event(self, sink: Callable[[TurnActivity], Awaitable[None]]) -> TurnBuilder:
@@ -91,6 +99,7 @@ class TurnBuilder:
             protocol_extension=self._extension,
             max_turns=self._max_turns,
             local_cancel=local_cancel,
+            effect_host=self._effect_host,
         )
 
     async def run(self) -> TurnResult:
