@@ -140,6 +140,8 @@ class JournalHost:
         replay_key: str,
         envelope: Any,
         execute: Callable[[], Awaitable[T]],
+        *,
+        result_type: Any = None,
     ) -> T:
         key = (scope.id, replay_key)
         if key not in self.journal:

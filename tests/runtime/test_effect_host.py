@@ -305,6 +305,8 @@ class RecordingHost(InlineEffectHost):
         replay_key: str,
         envelope: Any,
         execute: Callable[[], Awaitable[T]],
+        *,
+        result_type: Any = None,
     ) -> T:
         self.effects.append((scope, kind, replay_key))
         return await super().run_effect(scope, kind, replay_key, envelope, execute)
@@ -378,7 +380,14 @@ async def test_a_per_turn_effect_host_runs_that_turns_effects() -> None:
             self.keys: list[str] = []
 
         async def run_effect(
-            self, scope: Any, kind: str, replay_key: str, envelope: Any, execute: Any
+            self,
+            scope: Any,
+            kind: str,
+            replay_key: str,
+            envelope: Any,
+            execute: Any,
+            *,
+            result_type: Any = None,
         ) -> Any:
             self.keys.append(f"{kind}:{replay_key}")
             return await execute()

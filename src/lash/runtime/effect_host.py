@@ -203,8 +203,14 @@ class EffectHost(Protocol):
         replay_key: str,
         envelope: Any,
         execute: Callable[[], Awaitable[T]],
+        *,
+        result_type: Any = None,
     ) -> T:
-        """Run one effect (a durable host may return a recorded outcome instead)."""
+        """Run one effect (a durable host may return a recorded outcome instead).
+
+        ``result_type`` is the outcome's type, so a journaling host can decode a recorded
+        outcome on replay; inline hosts ignore it.
+        """
         ...
 
 
@@ -236,6 +242,8 @@ class InlineEffectHost:
         replay_key: str,
         envelope: Any,
         execute: Callable[[], Awaitable[T]],
+        *,
+        result_type: Any = None,
     ) -> T:
         """Execute locally."""
         return await execute()

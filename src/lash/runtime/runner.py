@@ -73,6 +73,7 @@ from lash.types import (
     InlineSource,
     LlmCallRecord,
     LlmRequest,
+    LlmResponse,
     Message,
     MessagePayload,
     ModelAttemptReset,
@@ -516,7 +517,14 @@ class PhysicalTurn:
         }
         self.tracer.emit("llm_call_started", {"request": request}, **span)
         task = asyncio.ensure_future(
-            self.host.run_effect(self.scope, "llm_call", effect.replay_key, request, call)
+            self.host.run_effect(
+                self.scope,
+                "llm_call",
+                effect.replay_key,
+                request,
+                call,
+                result_type=tuple[LlmResponse | ProviderFailure, LlmCallRecord],
+            )
         )
         if not await self._race(task):
             task.cancel()
@@ -623,7 +631,7 @@ class PhysicalTurn:
 
             try:
                 outputs[index] = await self.host.run_effect(
-                    self.scope, "tool_attempt", key, call, run
+                    self.scope, "tool_attempt", key, call, run, result_type=ToolCallOutput
                 )
             except asyncio.CancelledError:
                 raise
