@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Literal
 
 import msgspec
@@ -778,7 +779,9 @@ def resolve_graph_delta(
     resulting nodes. An omitted leaf keeps the current one (``unchanged``) or becomes the last
     written node.
     """
-    existing = set(current_ids)
+    # A set-like (a dict's keys view, say) is used as is: copying every stored id on each
+    # commit made an in-memory commit O(history).
+    existing = current_ids if isinstance(current_ids, AbstractSet) else set(current_ids)
     leaf: str | None
     if isinstance(delta, GraphUnchanged):
         leaf = delta.leaf_node_id if delta.leaf_node_id is not None else current_leaf
@@ -787,16 +790,18 @@ def resolve_graph_delta(
         return [], False, leaf
     nodes = list(delta.nodes)
     replace_all = isinstance(delta, GraphReplaceFull)
-    known: set[str] = set() if replace_all else set(existing)
+    stored: AbstractSet[str] = frozenset() if replace_all else existing
+    added: set[str] = set()
     for node in nodes:
-        if node.node_id in known:
+        if node.node_id in added or node.node_id in stored:
             raise _invalid(f"graph already has node {node.node_id!r}")
-        if node.parent_node_id is not None and node.parent_node_id not in known:
-            raise _invalid(f"parent {node.parent_node_id!r} of node {node.node_id!r} is missing")
-        known.add(node.node_id)
+        parent = node.parent_node_id
+        if parent is not None and parent not in added and parent not in stored:
+            raise _invalid(f"parent {parent!r} of node {node.node_id!r} is missing")
+        added.add(node.node_id)
     if delta.leaf_node_id is not None:
         leaf = delta.leaf_node_id
-        if leaf not in known:
+        if leaf not in added and leaf not in stored:
             raise _invalid(f"leaf {leaf!r} is not a node of the session")
     elif nodes:
         leaf = nodes[-1].node_id
