@@ -6,6 +6,7 @@ Usage: ``python benchmarks/lash_turns.py memory|sqlite`` — prints one ``BENCH 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -42,20 +43,25 @@ async def run(kind: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lash-bench-"))
     db = tmp / "lash.db"
     store: lash.stores.SessionStore = SqliteStore(db) if durable else MemoryStore()
+    cpu: list[float] = []
     async with build_core(store) as core:
         for s in range(rec.sessions):
             session = await core.session(f"bench-{s}").open()
             times = rec.new_session()
             for _ in range(rec.turns):
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 result = await session.turn(PROMPT).run()
                 times.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - cpu_start) * 1000)
                 if result.outcome.kind != "finished":
                     raise SystemExit(f"turn did not finish: {result.outcome}")
                 if durable and s == 0:
                     rec.bytes_series.append(sqlite_logical_bytes(db))
     if durable:
         rec.final_bytes = sqlite_logical_bytes(db)
+    # CPU time (both threads) is steadier than wall time on a shared machine's disk.
+    rec.extra["cpu_median_ms"] = round(statistics.median(cpu), 3)
+    rec.extra["cpu_ms_session0"] = [round(c, 3) for c in cpu[: rec.turns]]
     emit(rec.summary())
 
 

@@ -27,7 +27,7 @@ from workload import PROMPT, emit
 from lash.stores.sqlite import SqliteStore, _thread
 
 TURNS = int(os.environ.get("PROFILE_TURNS", "300"))
-WARMUP = 20
+WARMUP = int(os.environ.get("PROFILE_WARMUP", "20"))
 
 AREAS = [
     ("/lash/kernel/", "lash.kernel (turn machine)"),
