@@ -1,0 +1,188 @@
+"""``RestateEffectHost``: every atomic effect of a turn is one journaled ``ctx.run``.
+
+The step is named ``lash:<replay key>`` and records ``{kind, key, envelope hash, canonical
+envelope, outcome | error}`` as JSON. Errors are data: an effect whose closure raised is
+recorded as failed and raises the same error again on every replay, so a redrive never turns
+a recorded failure into a fresh attempt. On replay Restate hands back the recorded step
+without running the closure; the host rebuilds the envelope, compares it with the recorded
+one, and stops with ``restate_effect_hash_mismatch`` (a terminal handler error) naming the
+first diverging JSON path when they differ.
+
+Restate journals are positional, so effects run one at a time
+(:attr:`supports_concurrent_effects` is ``False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+from restate import RunOptions
+from restate.serde import BytesSerde
+
+from lash.durable.envelope import canonical, canonical_json, diverging_paths, envelope_hash
+from lash.durable.outcome import dump_outcome, load_outcome
+from lash.errors import LashRuntimeError
+from lash.runtime.effect_host import TurnControl
+from lash.runtime.scope import ExecutionScope
+from lash.stores.base import DurabilityTier
+
+__all__ = [
+    "EFFECT_HASH_MISMATCH",
+    "JournalingContext",
+    "RecordedEffectError",
+    "RestateEffectHost",
+    "effect_step_name",
+]
+
+T = TypeVar("T")
+
+EFFECT_HASH_MISMATCH = "restate_effect_hash_mismatch"
+"""The code of a replay whose freshly built envelope differs from the recorded one."""
+
+_RECORD_VERSION = 1
+
+
+class JournalingContext(Protocol):
+    """The part of a Restate handler context the host uses (a fake one in unit tests)."""
+
+    def run_typed(
+        self, name: str, action: Callable[[], Awaitable[bytes]], options: RunOptions[bytes], /
+    ) -> Awaitable[bytes]:
+        """Run ``action`` once and journal its bytes; on replay return the journaled bytes."""
+        ...
+
+
+class RecordedEffectError(Exception):
+    """An effect's recorded failure, raised again on every replay of it."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True):
+    v: int
+    kind: str
+    key: str
+    envelope_hash: str
+    envelope: str
+    outcome: Any = None
+    error: dict[str, str] | None = None
+
+
+def effect_step_name(replay_key: str) -> str:
+    """The journal step name of an effect."""
+    return f"lash:{replay_key}"
+
+
+class RestateEffectHost:
+    """A durable effect host bound to one Restate handler invocation (one per turn)."""
+
+    def __init__(self, ctx: JournalingContext, *, turn_control: TurnControl | None = None) -> None:
+        self._ctx = ctx
+        self._control = turn_control if turn_control is not None else TurnControl()
+        self._options: RunOptions[bytes] = RunOptions(serde=BytesSerde())
+        self.executed: list[str] = []
+        """Replay keys whose closures ran in this process (not replayed from the journal)."""
+
+    @property
+    def tier(self) -> DurabilityTier:
+        """Durable: outcomes live in the Restate journal."""
+        return DurabilityTier.DURABLE
+
+    @property
+    def turn_control(self) -> TurnControl:
+        """This invocation's cancel gate and terminal promises."""
+        return self._control
+
+    @property
+    def supports_concurrent_effects(self) -> bool:
+        """No: the journal is positional, so effects must start in a fixed order."""
+        return False
+
+    async def run_effect(
+        self,
+        scope: ExecutionScope,
+        kind: str,
+        replay_key: str,
+        envelope: Any,
+        execute: Callable[[], Awaitable[T]],
+        *,
+        result_type: Any = None,
+    ) -> T:
+        """Journal one effect, or replay its recorded outcome after checking the envelope."""
+        text = canonical_json(envelope)
+        digest = envelope_hash(text)
+        fresh: dict[str, Any] = {}
+
+        async def action() -> bytes:
+            self.executed.append(replay_key)
+            outcome: Any = None
+            error: dict[str, str] | None = None
+            try:
+                value = await execute()
+            except Exception as err:
+                error = _error_data(err)
+            else:
+                fresh["value"] = value
+                outcome = dump_outcome(value, result_type)
+            record = _Record(
+                v=_RECORD_VERSION,
+                kind=kind,
+                key=replay_key,
+                envelope_hash=digest,
+                envelope=text,
+                outcome=outcome,
+                error=error,
+            )
+            return msgspec.json.encode(record)
+
+        raw = await self._ctx.run_typed(effect_step_name(replay_key), action, self._options)
+        record = msgspec.json.decode(raw, type=_Record)
+        if record.kind != kind or record.key != replay_key or record.envelope_hash != digest:
+            raise _mismatch(scope, kind, replay_key, record, envelope)
+        if record.error is not None:
+            raise _rebuild_error(record.error)
+        if "value" in fresh:
+            value: T = fresh["value"]
+            return value
+        replayed: T = load_outcome(record.outcome, result_type)
+        return replayed
+
+
+def _error_data(err: Exception) -> dict[str, str]:
+    if isinstance(err, LashRuntimeError):
+        return {"type": "LashRuntimeError", "code": str(err.code), "message": err.message}
+    if isinstance(err, RecordedEffectError):
+        return {"type": err.error_type, "message": err.message}
+    return {"type": type(err).__name__, "message": str(err)}
+
+
+def _rebuild_error(data: dict[str, str]) -> Exception:
+    if data.get("type") == "LashRuntimeError":
+        return LashRuntimeError(data.get("code", "runtime_effect_failed"), data.get("message", ""))
+    return RecordedEffectError(data.get("type", "Exception"), data.get("message", ""))
+
+
+def _mismatch(
+    scope: ExecutionScope, kind: str, key: str, record: _Record, envelope: Any
+) -> LashRuntimeError:
+    paths: list[str] = []
+    if record.kind != kind:
+        paths.append("$kind")
+    if record.key != key:
+        paths.append("$replay_key")
+    if not paths:
+        recorded = msgspec.json.decode(record.envelope)
+        paths = diverging_paths(recorded, canonical(msgspec.json.decode(canonical_json(envelope))))
+        if not paths:  # same JSON under a different hash: a hashing change, not a data change
+            paths = ["$"]
+    return LashRuntimeError(
+        EFFECT_HASH_MISMATCH,
+        f"replayed {kind} effect {key!r} of scope {scope.id!r} was built differently than "
+        f"the recorded one; first diverging path: {paths[0]}"
+        + (f" (also {', '.join(paths[1:])})" if len(paths) > 1 else ""),
+    )

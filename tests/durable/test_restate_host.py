@@ -1,0 +1,219 @@
+"""RestateEffectHost over a fake positional journal: replay, envelope mismatch, errors as data,
+and a whole turn that "dies" before its second model call and is redriven."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lash
+from lash.durable.restate import EFFECT_HASH_MISMATCH, RecordedEffectError, RestateEffectHost
+from lash.errors import LashRuntimeError
+from lash.runtime.scope import ExecutionScope
+from lash.stores import MemoryStore
+from lash.stores.base import DurabilityTier
+from lash.stores.liveness import opaque_owner
+from lash.testing import ScriptedProvider, reply, tool_call
+from lash.types import (
+    LlmCallRecord,
+    LlmRequest,
+    LlmResponse,
+    Message,
+    ProviderFailure,
+    TextPart,
+    ToolCallOutput,
+)
+
+from .fake_journal import Crash, FakeJournal
+
+SCOPE = ExecutionScope.turn("s1", "t1")
+LLM_TYPE = tuple[LlmResponse | ProviderFailure, LlmCallRecord]
+
+
+def _request(text: str) -> LlmRequest:
+    return LlmRequest(
+        model="m", messages=(Message(id="t1:m1", role="user", parts=(TextPart(text=text),)),)
+    )
+
+
+async def test_host_is_durable_and_runs_effects_one_at_a_time() -> None:
+    host = RestateEffectHost(FakeJournal())
+    assert host.tier is DurabilityTier.DURABLE
+    assert host.supports_concurrent_effects is False
+
+
+async def test_a_replay_returns_the_recorded_outcome_without_running_the_closure() -> None:
+    journal = FakeJournal()
+    calls: list[str] = []
+    outcome = (
+        LlmResponse(parts=(TextPart(text="hi"),)),
+        LlmCallRecord(call_id="c1", model="m"),
+    )
+
+    async def call() -> tuple[LlmResponse | ProviderFailure, LlmCallRecord]:
+        calls.append("llm")
+        return outcome
+
+    first = RestateEffectHost(journal.context())
+    got = await first.run_effect(SCOPE, "llm_call", "k1", _request("x"), call, result_type=LLM_TYPE)
+    assert got == outcome and calls == ["llm"] and first.executed == ["k1"]
+
+    second = RestateEffectHost(journal.context())
+    replayed = await second.run_effect(
+        SCOPE, "llm_call", "k1", _request("x"), call, result_type=LLM_TYPE
+    )
+    assert calls == ["llm"] and second.executed == []
+    assert replayed == outcome
+    assert isinstance(replayed[0], LlmResponse) and isinstance(replayed[1], LlmCallRecord)
+
+
+async def test_a_provider_failure_outcome_replays_as_the_same_member_of_the_union() -> None:
+    journal = FakeJournal()
+    failure = ProviderFailure(kind="quota", message="slow down", retryable=True)
+
+    async def call() -> tuple[LlmResponse | ProviderFailure, LlmCallRecord]:
+        return failure, LlmCallRecord(call_id="c", model="m")
+
+    await RestateEffectHost(journal.context()).run_effect(
+        SCOPE, "llm_call", "k", _request("x"), call, result_type=LLM_TYPE
+    )
+    got, _ = await RestateEffectHost(journal.context()).run_effect(
+        SCOPE, "llm_call", "k", _request("x"), call, result_type=LLM_TYPE
+    )
+    assert got == failure
+
+
+async def test_a_changed_envelope_on_replay_is_a_mismatch_naming_the_first_diverging_path() -> None:
+    journal = FakeJournal()
+    ran: list[int] = []
+
+    async def call() -> ToolCallOutput:
+        ran.append(1)
+        return ToolCallOutput(status="success", payload="ok")
+
+    await RestateEffectHost(journal.context()).run_effect(
+        SCOPE, "tool_attempt", "k", _request("before"), call, result_type=ToolCallOutput
+    )
+    with pytest.raises(LashRuntimeError) as info:
+        await RestateEffectHost(journal.context()).run_effect(
+            SCOPE, "tool_attempt", "k", _request("after"), call, result_type=ToolCallOutput
+        )
+    assert info.value.is_code(EFFECT_HASH_MISMATCH)
+    assert "$.messages[0].parts[0].text" in info.value.message
+    assert "before" not in info.value.message and "after" not in info.value.message
+    assert ran == [1]
+
+
+async def test_a_different_effect_kind_at_a_recorded_key_is_a_mismatch() -> None:
+    journal = FakeJournal()
+
+    async def call() -> ToolCallOutput:
+        return ToolCallOutput(status="success")
+
+    await RestateEffectHost(journal.context()).run_effect(SCOPE, "tool_attempt", "k", {}, call)
+    with pytest.raises(LashRuntimeError, match=r"\$kind") as info:
+        await RestateEffectHost(journal.context()).run_effect(SCOPE, "llm_call", "k", {}, call)
+    assert info.value.is_code(EFFECT_HASH_MISMATCH)
+
+
+async def test_an_effect_error_is_recorded_as_data_and_replayed_without_running_again() -> None:
+    journal = FakeJournal()
+    ran: list[int] = []
+
+    async def boom() -> ToolCallOutput:
+        ran.append(1)
+        raise ValueError("disk on fire")
+
+    for _ in range(2):
+        with pytest.raises(RecordedEffectError, match="ValueError: disk on fire"):
+            await RestateEffectHost(journal.context()).run_effect(
+                SCOPE, "tool_attempt", "k", {"a": 1}, boom, result_type=ToolCallOutput
+            )
+    assert ran == [1]
+    assert len(journal.entries) == 1
+
+
+async def test_a_recorded_runtime_error_keeps_its_code_on_replay() -> None:
+    journal = FakeJournal()
+
+    async def fail() -> None:
+        raise LashRuntimeError("store_commit_failed", "nope")
+
+    for _ in range(2):
+        with pytest.raises(LashRuntimeError) as info:
+            await RestateEffectHost(journal.context()).run_effect(SCOPE, "direct", "k", {}, fail)
+        assert info.value.is_code("store_commit_failed") and info.value.message == "nope"
+
+
+# --- whole turns ------------------------------------------------------------------------
+
+
+def _core(store: Any, provider: ScriptedProvider, tools: list[Any]) -> lash.LashCore:
+    return (
+        lash.LashCore.builder()
+        .store(store)
+        .effect_host(lash.InlineEffectHost())
+        .provider(provider)
+        .model(lash.ModelSpec("m"))
+        .tools(tools)
+        .build()
+    )
+
+
+def _commits(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM turn_commits").fetchone()[0])
+
+
+async def test_a_redriven_turn_replays_the_model_and_the_tool_and_commits_once(
+    tmp_path: Path,
+) -> None:
+    """The first attempt dies before its second model call; the redrive (a new core on the same
+    store, same owner) replays call 1 and the tool, then runs call 2 and commits once."""
+    lines = tmp_path / "lines.txt"
+
+    @lash.tool
+    async def append(ctx: lash.ToolContext, text: str) -> str:
+        """Append a line to the file."""
+        with lines.open("a") as fh:
+            fh.write(text + "\n")
+        return "appended"
+
+    db = tmp_path / "s.db"
+    owner = opaque_owner("restate:wf-1", "restate")
+    journal = FakeJournal()
+    journal.crash_at = 2  # llm_call, tool_attempt, then the second llm_call
+    first_model = ScriptedProvider([tool_call("append", {"text": "one"}, call_id="c1")])
+    async with _core(lash.stores.SqliteStore(db), first_model, [append]) as core:
+        session = await core.session("s1").owner(owner).open()
+        with pytest.raises(Crash):
+            await session.turn("go").turn_id("t1").effects(RestateEffectHost(journal)).run()
+    assert lines.read_text() == "one\n"
+    assert len(first_model.requests) == 1 and _commits(db) == 0
+
+    journal.crash_at = None
+    second_model = ScriptedProvider([reply("done")])
+    host = RestateEffectHost(journal.context())
+    async with _core(lash.stores.SqliteStore(db), second_model, [append]) as core:
+        session = await core.session("s1").owner(owner).open()
+        result = await session.turn("go").turn_id("t1").effects(host).run()
+    assert result.outcome.kind == "finished" and result.assistant_text == "done"
+    assert lines.read_text() == "one\n"
+    assert len(second_model.requests) == 1
+    assert len(host.executed) == 1 and "llm_call" in host.executed[0]
+    assert [c.name for c in result.tool_calls] == ["append"]
+    assert _commits(db) == 1
+
+
+async def test_a_durable_host_on_a_memory_store_fails_before_anything_runs() -> None:
+    journal = FakeJournal()
+    model = ScriptedProvider([reply("never")])
+    async with _core(MemoryStore(), model, []) as core:
+        session = await core.session("s1").open()
+        with pytest.raises(LashRuntimeError) as info:
+            await session.turn("go").turn_id("t1").effects(RestateEffectHost(journal)).run()
+    assert str(info.value.code) == "durable_store_required:attachment_store"
+    assert journal.entries == [] and model.requests == []
