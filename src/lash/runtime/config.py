@@ -49,3 +49,4 @@ class CoreConfig:
     tool_output_max_lines: int = 400
     provider_id: str | None = None
     trace: TraceSink | None = None
+    batch_tool: bool = False

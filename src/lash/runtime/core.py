@@ -339,6 +339,7 @@ class LashCoreBuilder:
         self._system_prompt: str | None = None
         self._sleep: Callable[[float], Any] = asyncio.sleep
         self._trace: TraceSink | None = None
+        self._batch_tool = False
 
     def provider(self, provider: LlmProvider) -> LashCoreBuilder:
         """The model provider."""
@@ -434,6 +435,11 @@ class LashCoreBuilder:
         self._system_prompt = prompt
         return self
 
+    def batch_tool(self, enabled: bool = True) -> LashCoreBuilder:
+        """Offer the Standard protocol's ``batch`` tool (up to 25 concurrent calls in one)."""
+        self._batch_tool = enabled
+        return self
+
     def trace(self, sink: TraceSink | None) -> LashCoreBuilder:
         """Write trace records (turns, model calls, tool calls, usage) to ``sink``."""
         self._trace = sink
@@ -503,6 +509,7 @@ class LashCoreBuilder:
             sleep=self._sleep,
             provider_id=getattr(self._provider, "kind", None),
             trace=self._trace,
+            batch_tool=self._batch_tool,
         )
         return LashCore(config)
 

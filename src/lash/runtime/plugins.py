@@ -40,6 +40,9 @@ from lash.types._base import Record
 
 __all__ = [
     "AbortTurn",
+    "ReplaceToolArgs",
+    "ShortCircuitTool",
+    "ToolCallContext",
     "CheckpointContext",
     "CompactionContext",
     "Directive",
@@ -83,6 +86,27 @@ class SwitchAgentFrame(Record, frozen=True, kw_only=True):
 
 
 Directive = AbortTurn | EnqueueMessages | EmitEvent
+
+
+class ReplaceToolArgs(Record, frozen=True, kw_only=True):
+    """``before_tool_call``: run the tool with these arguments instead."""
+
+    arguments: dict[str, Any]
+
+
+class ShortCircuitTool(Record, frozen=True, kw_only=True):
+    """``before_tool_call``: do not run the tool; this is its result."""
+
+    output: ToolCallOutput
+
+
+class ToolCallContext(Record, frozen=True, kw_only=True):
+    """Given to the per-call tool hooks."""
+
+    session_id: str
+    turn_id: str
+    call_id: str
+    tool_name: str
 
 
 class PluginSessionContext(Record, frozen=True, kw_only=True):
@@ -176,6 +200,20 @@ class Plugin:
     def validate_turn_extension(self, extension: Any) -> bool:
         """Accept or reject a live per-turn protocol extension."""
         return True
+
+    async def before_tool_call(
+        self, ctx: ToolCallContext, call: ToolCallPart
+    ) -> ReplaceToolArgs | ShortCircuitTool | None:
+        """Before a tool runs: replace its arguments or answer for it (errors become the tool
+        failure ``before_tool_call_failed``)."""
+        return None
+
+    async def after_tool_call(
+        self, ctx: ToolCallContext, call: ToolCallPart, output: ToolCallOutput
+    ) -> ToolCallOutput | None:
+        """After a tool ran: return a replacement result, or ``None`` to keep it (errors become
+        the tool failure ``after_tool_call_failed``)."""
+        return None
 
     def tools(self) -> Sequence[Tool]:
         """Tools this plugin contributes to the session's catalog (membership = availability)."""

@@ -50,7 +50,10 @@ from lash.runtime.plugins import (
     FinalizeContext,
     Plugin,
     PrepareContext,
+    ReplaceToolArgs,
+    ShortCircuitTool,
     SwitchAgentFrame,
+    ToolCallContext,
 )
 from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
@@ -107,6 +110,7 @@ from lash.types import (
     ToolCallRecord,
     ToolCallStarted,
     ToolResultPart,
+    ToolSpec,
     ToolValue,
     TurnInput,
     TurnInputClaim,
@@ -119,7 +123,44 @@ from lash.types import (
     to_builtins,
 )
 
-__all__ = ["ClaimSet", "PhysicalTurn", "TurnRequest", "store_error_to_runtime"]
+__all__ = [
+    "BATCH_TOOL_NAME",
+    "BATCH_TOOL_SPEC",
+    "ClaimSet",
+    "PhysicalTurn",
+    "TurnRequest",
+    "store_error_to_runtime",
+]
+
+BATCH_TOOL_NAME = "batch"
+MAX_BATCH_CALLS = 25
+BATCH_TOOL_SPEC = ToolSpec(
+    name=BATCH_TOOL_NAME,
+    description=(
+        "Run several independent tool calls at once (up to 25). Use it for two or more calls "
+        "that do not depend on each other; make dependent calls one after another instead."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "tool": {"type": "string"},
+                        "parameters": {"type": "object"},
+                    },
+                    "required": ["tool", "parameters"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["tool_calls"],
+        "additionalProperties": False,
+    },
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +430,8 @@ class PhysicalTurn:
                 agent_frame_id=self.state.current_frame_id,
                 model=self.cfg.model.id,
                 system_prompt=self.cfg.system_prompt,
-                tools=tuple(t.spec for t in self.tools.values()),
+                tools=tuple(t.spec for t in self.tools.values())
+                + ((BATCH_TOOL_SPEC,) if self.cfg.batch_tool and self.tools else ()),
                 max_turns=self.req.max_turns
                 if self.req.max_turns is not None
                 else self.cfg.max_turns,
@@ -605,45 +647,10 @@ class PhysicalTurn:
         async def one(index: int, call: ToolCallPart) -> None:
             started = self.cfg.clock.now_ms()
             key = child_replay_key(effect.replay_key, f"child:{index}:{call.id}")
-            malformed = _malformed_arguments(call)
-            if malformed is not None:
-                outputs[index] = ToolCallOutput(
-                    status="failure", payload=malformed, error_code="invalid_tool_args"
-                )
-                return
-
-            def make_context(attempt: int) -> ToolContext:
-                ctx = ToolContext(
-                    session_id=self.session_id,
-                    turn_id=self.turn_id,
-                    call_id=call.id,
-                    tool_name=call.name,
-                    replay_key=key,
-                    attempt=attempt,
-                )
-                contexts[index].append(ctx)
-                return ctx
-
-            async def run() -> ToolCallOutput:
-                return await execute_tool_call(
-                    self.tools.get(call.name), call, make_context=make_context, sleep=self.cfg.sleep
-                )
-
             try:
-                outputs[index] = await self.host.run_effect(
-                    self.scope, "tool_attempt", key, call, run, result_type=ToolCallOutput
-                )
-            except asyncio.CancelledError:
-                raise
-            except LashRuntimeError:
-                raise
-            except Exception as err:
-                outputs[index] = ToolCallOutput(
-                    status="failure",
-                    payload=f"tool attempt failed in the effect host: {err}",
-                    error_code="tool_attempt_failed",
-                )
-            durations[index] = max(0, self.cfg.clock.now_ms() - started)
+                outputs[index] = await self._dispatch_call(call, key, contexts[index])
+            finally:
+                durations[index] = max(0, self.cfg.clock.now_ms() - started)
 
         cancelled = False
         if self.host.supports_concurrent_effects:
@@ -743,6 +750,147 @@ class PhysicalTurn:
                         ToolValue(tool_name=call.name, value=terminal.get("value"))
                     )
         return ToolResults(effect_id=effect.effect_id, results=tuple(results), cancelled=cancelled)
+
+    async def _dispatch_call(
+        self,
+        call: ToolCallPart,
+        key: str,
+        contexts: list[ToolContext],
+        parent_call_id: str | None = None,
+    ) -> ToolCallOutput:
+        """One tool call: argument checks, ``before_tool_call`` hooks, the attempt(s) through
+        the effect host, then ``after_tool_call`` hooks. Never raises for tool failures."""
+        malformed = _malformed_arguments(call)
+        if malformed is not None:
+            return ToolCallOutput(
+                status="failure", payload=malformed, error_code="invalid_tool_args"
+            )
+        hook_ctx = ToolCallContext(
+            session_id=self.session_id, turn_id=self.turn_id, call_id=call.id, tool_name=call.name
+        )
+        for plugin in self.plugins:
+            try:
+                decision = await plugin.before_tool_call(hook_ctx, call)
+            except Exception as err:
+                return ToolCallOutput(
+                    status="failure",
+                    payload=f"before_tool_call hook of plugin {plugin.id!r} failed: {err}",
+                    error_code="before_tool_call_failed",
+                )
+            if isinstance(decision, ShortCircuitTool):
+                return decision.output
+            if isinstance(decision, ReplaceToolArgs):
+                call = msgspec.structs.replace(
+                    call, arguments=dict(decision.arguments), raw_arguments=None
+                )
+        if call.name == BATCH_TOOL_NAME and self.cfg.batch_tool:
+            output = await self._run_batch(call, key)
+        else:
+
+            def make_context(attempt: int) -> ToolContext:
+                ctx = ToolContext(
+                    session_id=self.session_id,
+                    turn_id=self.turn_id,
+                    call_id=call.id,
+                    tool_name=call.name,
+                    replay_key=key,
+                    attempt=attempt,
+                )
+                contexts.append(ctx)
+                return ctx
+
+            async def run() -> ToolCallOutput:
+                return await execute_tool_call(
+                    self.tools.get(call.name), call, make_context=make_context, sleep=self.cfg.sleep
+                )
+
+            try:
+                output = await self.host.run_effect(
+                    self.scope, "tool_attempt", key, call, run, result_type=ToolCallOutput
+                )
+            except (asyncio.CancelledError, LashRuntimeError):
+                raise
+            except Exception as err:
+                output = ToolCallOutput(
+                    status="failure",
+                    payload=f"tool attempt failed in the effect host: {err}",
+                    error_code="tool_attempt_failed",
+                )
+        for plugin in self.plugins:
+            try:
+                replaced = await plugin.after_tool_call(hook_ctx, call, output)
+            except Exception as err:
+                return ToolCallOutput(
+                    status="failure",
+                    payload=f"after_tool_call hook of plugin {plugin.id!r} failed: {err}",
+                    error_code="after_tool_call_failed",
+                )
+            if replaced is not None:
+                output = replaced
+        return output
+
+    async def _run_batch(self, call: ToolCallPart, key: str) -> ToolCallOutput:
+        """The ``batch`` tool: up to 25 independent calls run concurrently, results by index."""
+        items = call.arguments.get("tool_calls")
+        if not isinstance(items, list) or not items:
+            return ToolCallOutput(
+                status="failure",
+                payload="batch needs a non-empty 'tool_calls' list of {tool, parameters}",
+                error_code="invalid_tool_args",
+            )
+        results: list[dict[str, Any] | None] = [None] * len(items)
+
+        async def child(index: int, item: Any) -> None:
+            name = item.get("tool") if isinstance(item, dict) else None
+            params = item.get("parameters", {}) if isinstance(item, dict) else None
+            entry: dict[str, Any] = {"index": index, "tool": name, "success": False}
+            if index >= MAX_BATCH_CALLS:
+                entry["error"] = f"Maximum of {MAX_BATCH_CALLS} tool calls allowed in batch"
+            elif not isinstance(name, str) or not isinstance(params, dict):
+                entry["error"] = "each batch item needs a 'tool' name and a 'parameters' object"
+            elif name == BATCH_TOOL_NAME:
+                entry["error"] = "batch cannot contain another batch"
+            elif name not in self.tools:
+                entry["error"] = f"Tool '{name}' is unavailable in this session"
+            else:
+                child_call = ToolCallPart(id=f"{call.id}:{index:02}", name=name, arguments=params)
+                await self.emitter.emit(
+                    ToolCallStarted(
+                        name=name, args=params, call_id=child_call.id, parent_call_id=call.id
+                    ),
+                    child_call.id,
+                )
+                started = self.cfg.clock.now_ms()
+                output = await self._dispatch_call(
+                    child_call, f"{key}:batch:{index}:{child_call.id}", [], call.id
+                )
+                duration = max(0, self.cfg.clock.now_ms() - started)
+                await self.emitter.emit(
+                    ToolCallCompleted(
+                        name=name,
+                        args=params,
+                        output=output,
+                        duration_ms=duration,
+                        call_id=child_call.id,
+                        parent_call_id=call.id,
+                    ),
+                    child_call.id,
+                )
+                entry["success"] = output.ok
+                entry["duration_ms"] = duration
+                if output.ok:
+                    entry["result"] = output.payload
+                else:
+                    entry["error"] = output.payload
+            results[index] = entry
+
+        await asyncio.gather(*(child(i, item) for i, item in enumerate(items)))
+        ordered = [r for r in results if r is not None]
+        failed = sum(1 for r in ordered if not r["success"])
+        return ToolCallOutput(
+            status="success",
+            payload={"results": ordered, "failed": failed},
+        )
 
     def _project(self, call: ToolCallPart, output: ToolCallOutput) -> ToolResultPart:
         for plugin in self.plugins:
