@@ -7,10 +7,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import lash
-from lash.durable.restate import EFFECT_HASH_MISMATCH, RecordedEffectError, RestateEffectHost
+from lash.durable.restate import (
+    EFFECT_HASH_MISMATCH,
+    RecordedEffectError,
+    RestateEffectHost,
+    run_durable_turn,
+)
 from lash.errors import LashRuntimeError
 from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
@@ -18,6 +24,7 @@ from lash.stores.base import DurabilityTier
 from lash.stores.liveness import opaque_owner
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.types import (
+    CancellationEvidence,
     LlmCallRecord,
     LlmRequest,
     LlmResponse,
@@ -25,6 +32,7 @@ from lash.types import (
     ProviderFailure,
     TextPart,
     ToolCallOutput,
+    TurnResult,
 )
 
 from .fake_journal import Crash, FakeJournal
@@ -172,7 +180,8 @@ async def test_a_redriven_turn_replays_the_model_and_the_tool_and_commits_once(
     tmp_path: Path,
 ) -> None:
     """The first attempt dies before its second model call; the redrive (a new core on the same
-    store, same owner) replays call 1 and the tool, then runs call 2 and commits once."""
+    store, same owner) replays call 1 and the tool, then runs call 2 and commits once. A third
+    attempt after the commit answers from the store without running anything."""
     lines = tmp_path / "lines.txt"
 
     @lash.tool
@@ -185,27 +194,76 @@ async def test_a_redriven_turn_replays_the_model_and_the_tool_and_commits_once(
     db = tmp_path / "s.db"
     owner = opaque_owner("restate:wf-1", "restate")
     journal = FakeJournal()
-    journal.crash_at = 2  # llm_call, tool_attempt, then the second llm_call
+    journal.crash_at = 3  # start marker, llm_call, tool_attempt, then the second llm_call
+
+    async def attempt(model: ScriptedProvider, host: RestateEffectHost) -> dict[str, Any]:
+        async with _core(lash.stores.SqliteStore(db), model, [append]) as core:
+            return await run_durable_turn(
+                journal.context(),
+                core,
+                session_id="s1",
+                turn_id="t1",
+                turn_input="go",
+                owner=owner,
+                host=host,
+            )
+
     first_model = ScriptedProvider([tool_call("append", {"text": "one"}, call_id="c1")])
-    async with _core(lash.stores.SqliteStore(db), first_model, [append]) as core:
-        session = await core.session("s1").owner(owner).open()
-        with pytest.raises(Crash):
-            await session.turn("go").turn_id("t1").effects(RestateEffectHost(journal)).run()
+    with pytest.raises(Crash):
+        await attempt(first_model, RestateEffectHost(journal))
     assert lines.read_text() == "one\n"
     assert len(first_model.requests) == 1 and _commits(db) == 0
 
     journal.crash_at = None
     second_model = ScriptedProvider([reply("done")])
-    host = RestateEffectHost(journal.context())
-    async with _core(lash.stores.SqliteStore(db), second_model, [append]) as core:
-        session = await core.session("s1").owner(owner).open()
-        result = await session.turn("go").turn_id("t1").effects(host).run()
+    host = RestateEffectHost(journal)
+    result = msgspec.convert(await attempt(second_model, host), type=TurnResult)
     assert result.outcome.kind == "finished" and result.assistant_text == "done"
     assert lines.read_text() == "one\n"
     assert len(second_model.requests) == 1
     assert len(host.executed) == 1 and "llm_call" in host.executed[0]
     assert [c.name for c in result.tool_calls] == ["append"]
     assert _commits(db) == 1
+
+    third_model = ScriptedProvider([])
+    again = RestateEffectHost(journal)
+    replayed = await attempt(third_model, again)
+    assert replayed["already_committed"] is True
+    assert replayed["head_revision"] == result.head_revision
+    assert again.executed == [] and third_model.requests == []
+    assert _commits(db) == 1 and lines.read_text() == "one\n"
+
+
+async def test_a_cancel_seen_at_an_effect_boundary_ends_the_turn_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The probe reads the durable gate before each effect; once it reports a request the
+    turn stops before that effect is journaled and commits as cancelled with the evidence."""
+    ran: list[str] = []
+
+    @lash.tool
+    async def work(ctx: lash.ToolContext) -> str:
+        """Do some work."""
+        ran.append("work")
+        return "ok"
+
+    evidence = CancellationEvidence(request_id="r1", origin="user", reason="stop")
+    probes: list[int] = []
+
+    async def probe() -> CancellationEvidence | None:
+        probes.append(1)
+        return evidence if len(probes) >= 2 else None
+
+    journal = FakeJournal()
+    host = RestateEffectHost(journal, cancel_probe=probe)
+    model = ScriptedProvider([tool_call("work", {}, call_id="c1"), reply("never")])
+    async with _core(lash.stores.SqliteStore(tmp_path / "s.db"), model, [work]) as core:
+        session = await core.session("s1").owner(opaque_owner("o", "i")).open()
+        result = await session.turn("go").turn_id("t1").effects(host).run()
+    assert (result.outcome.kind, result.outcome.reason) == ("stopped", "cancelled")
+    assert result.cancellation is not None and result.cancellation.request_id == "r1"
+    assert ran == [] and len(model.requests) == 1
+    assert len(journal.entries) == 1  # only the first model call
 
 
 async def test_a_durable_host_on_a_memory_store_fails_before_anything_runs() -> None:

@@ -7,16 +7,34 @@ instead of re-executed, and the turn's single commit is idempotent by its turn s
 
 from lash.durable.restate.host import (
     EFFECT_HASH_MISMATCH,
+    CancelProbe,
     JournalingContext,
     RecordedEffectError,
     RestateEffectHost,
     effect_step_name,
 )
+from lash.durable.restate.service import (
+    CANCEL_PROMISE,
+    DONE_PROMISE,
+    CoreSource,
+    TurnRunRequest,
+    run_durable_turn,
+    turn_owner,
+    turn_workflow,
+)
 
 __all__ = [
+    "CANCEL_PROMISE",
+    "DONE_PROMISE",
     "EFFECT_HASH_MISMATCH",
+    "CancelProbe",
+    "CoreSource",
     "JournalingContext",
     "RecordedEffectError",
     "RestateEffectHost",
+    "TurnRunRequest",
     "effect_step_name",
+    "run_durable_turn",
+    "turn_owner",
+    "turn_workflow",
 ]

@@ -14,6 +14,7 @@ Restate journals are positional, so effects run one at a time
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -27,9 +28,11 @@ from lash.errors import LashRuntimeError
 from lash.runtime.effect_host import TurnControl
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
+from lash.types import CancellationEvidence
 
 __all__ = [
     "EFFECT_HASH_MISMATCH",
+    "CancelProbe",
     "JournalingContext",
     "RecordedEffectError",
     "RestateEffectHost",
@@ -42,6 +45,9 @@ EFFECT_HASH_MISMATCH = "restate_effect_hash_mismatch"
 """The code of a replay whose freshly built envelope differs from the recorded one."""
 
 _RECORD_VERSION = 1
+
+CancelProbe = Callable[[], Awaitable[CancellationEvidence | None]]
+"""Reads a turn's durable cancel gate (e.g. a Restate promise peek): its evidence, or None."""
 
 
 class JournalingContext(Protocol):
@@ -81,9 +87,16 @@ def effect_step_name(replay_key: str) -> str:
 class RestateEffectHost:
     """A durable effect host bound to one Restate handler invocation (one per turn)."""
 
-    def __init__(self, ctx: JournalingContext, *, turn_control: TurnControl | None = None) -> None:
+    def __init__(
+        self,
+        ctx: JournalingContext,
+        *,
+        turn_control: TurnControl | None = None,
+        cancel_probe: CancelProbe | None = None,
+    ) -> None:
         self._ctx = ctx
         self._control = turn_control if turn_control is not None else TurnControl()
+        self._probe = cancel_probe
         self._options: RunOptions[bytes] = RunOptions(serde=BytesSerde())
         self.executed: list[str] = []
         """Replay keys whose closures ran in this process (not replayed from the journal)."""
@@ -113,7 +126,18 @@ class RestateEffectHost:
         *,
         result_type: Any = None,
     ) -> T:
-        """Journal one effect, or replay its recorded outcome after checking the envelope."""
+        """Journal one effect, or replay its recorded outcome after checking the envelope.
+
+        With a cancel probe, the durable cancel gate is read (a journaled, replay-stable
+        observation) before the effect starts; a requested cancel resolves the turn's local
+        gate and parks here, so the turn driver abandons the effect and ends the turn cancelled
+        without journaling it.
+        """
+        if self._probe is not None and scope.session_id is not None:
+            evidence = await self._probe()
+            if evidence is not None:
+                self._control.request_cancel(scope.session_id, scope.id, evidence)
+                await asyncio.Event().wait()  # the driver's cancel race ends this task
         text = canonical_json(envelope)
         digest = envelope_hash(text)
         fresh: dict[str, Any] = {}

@@ -1,0 +1,200 @@
+"""The ``LashTurn`` Restate workflow: one workflow per turn, keyed by the turn id.
+
+``run`` opens the session with a lease owner derived from the workflow key (a redriven
+invocation re-enters its own lease instead of waiting for it to expire), journals the head
+revision the turn starts from, and runs the turn with that stable turn id through a
+:class:`RestateEffectHost`. When Restate redrives ``run`` after a crash, model calls and tool
+attempts replay from the journal and the final commit is idempotent by its turn stamp.
+
+``request_cancel`` resolves the turn's durable cancel promise, first writer wins; ``run``
+reads that gate before every effect and after the turn resolves a completion promise, so a
+late request reports ``completion_won_race``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, cast
+
+import msgspec
+import restate
+from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedContext
+from restate.serde import BytesSerde
+
+from lash.durable.restate.host import JournalingContext, RestateEffectHost
+from lash.errors import LashRuntimeError
+from lash.runtime.core import LashCore
+from lash.runtime.effect_host import CancelReceipt, TurnControl
+from lash.runtime.scope import require_id
+from lash.stores.liveness import opaque_owner
+from lash.types import CancellationEvidence, LeaseOwner, TurnInput, to_builtins
+
+__all__ = [
+    "CANCEL_PROMISE",
+    "DONE_PROMISE",
+    "CoreSource",
+    "TurnRunRequest",
+    "run_durable_turn",
+    "turn_owner",
+    "turn_workflow",
+]
+
+CANCEL_PROMISE = "lash.turn_cancel"
+DONE_PROMISE = "lash.turn_done"
+
+CoreSource = LashCore | Callable[[], Awaitable[LashCore]]
+"""A worker's core, or a factory that builds it on the first invocation."""
+
+
+class TurnRunRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of ``LashTurn/<turn id>/run``."""
+
+    session_id: str
+    input: str | TurnInput
+
+
+class _Start(msgspec.Struct, frozen=True, kw_only=True):
+    head_revision: int
+
+
+def turn_owner(service: str, turn_id: str) -> LeaseOwner:
+    """The lease owner of a turn's workflow: the same for every attempt of that invocation."""
+    return opaque_owner(f"restate:{service}/{turn_id}", "restate-workflow-run")
+
+
+async def run_durable_turn(
+    ctx: JournalingContext,
+    core: LashCore,
+    *,
+    session_id: str,
+    turn_id: str,
+    turn_input: str | TurnInput,
+    owner: LeaseOwner,
+    host: RestateEffectHost | None = None,
+) -> dict[str, Any]:
+    """Run (or replay) one turn inside a journaling handler; returns the result as JSON.
+
+    A redrive that finds the session already past the revision the turn started from, with
+    the turn's own messages committed, answers from the store instead of running again.
+    """
+    require_id(session_id, "session id")
+    require_id(turn_id, "turn id")
+    session = await core.session(session_id).owner(owner).open()
+    try:
+        opened_at = session.head_revision
+
+        async def mark() -> bytes:
+            return msgspec.json.encode(_Start(head_revision=opened_at))
+
+        raw = await ctx.run_typed(
+            f"lash:{session_id}:{turn_id}:start", mark, RunOptions(serde=BytesSerde())
+        )
+        start = msgspec.json.decode(raw, type=_Start)
+        if session.head_revision != start.head_revision:
+            view = await session.read_view()
+            prefix = f"{turn_id}:"
+            if any(m.id.startswith(prefix) for m in view.messages):
+                return {
+                    "session_id": session_id,
+                    "turn_id": turn_id,
+                    "already_committed": True,
+                    "head_revision": view.revision,
+                }
+        host = host if host is not None else RestateEffectHost(ctx)
+        result = await session.turn(turn_input).turn_id(turn_id).effects(host).run()
+        data: dict[str, Any] = to_builtins(result)
+        return data
+    finally:
+        await session.close()
+
+
+def turn_workflow(
+    core: CoreSource,
+    *,
+    name: str = "LashTurn",
+    retry_policy: restate.InvocationRetryPolicy | None = None,
+    inactivity_timeout: timedelta | None = None,
+) -> restate.Workflow:
+    """The ``LashTurn`` workflow bound to this worker's core (built once, on first use)."""
+    workflow = restate.Workflow(
+        name, invocation_retry_policy=retry_policy, inactivity_timeout=inactivity_timeout
+    )
+    holder: dict[str, LashCore] = {}
+    lock = asyncio.Lock()
+
+    async def get_core() -> LashCore:
+        if isinstance(core, LashCore):
+            return core
+        async with lock:
+            if "core" not in holder:
+                holder["core"] = await core()
+            return holder["core"]
+
+    @workflow.main(name="run")
+    async def run(ctx: WorkflowContext, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            body = msgspec.convert(request, type=TurnRunRequest)
+        except msgspec.ValidationError as err:
+            raise TerminalError(f"invalid_turn_request: {err}", 400) from err
+        turn_id = ctx.key()
+        journal = cast(JournalingContext, ctx)  # restate's overloaded run_typed fits the protocol
+        cancel = ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+
+        async def probe() -> CancellationEvidence | None:
+            seen = await cancel.peek()
+            return None if seen is None else msgspec.convert(seen, type=CancellationEvidence)
+
+        host = RestateEffectHost(journal, turn_control=TurnControl(), cancel_probe=probe)
+        try:
+            result = await run_durable_turn(
+                journal,
+                await get_core(),
+                session_id=body.session_id,
+                turn_id=turn_id,
+                turn_input=body.input,
+                owner=turn_owner(name, turn_id),
+                host=host,
+            )
+        except LashRuntimeError as err:
+            if err.is_retryable:
+                raise
+            raise TerminalError(str(err), 500) from err
+        await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).resolve(
+            {"outcome": (result.get("outcome") or {}).get("kind", "committed")}
+        )
+        return result
+
+    @workflow.handler(name="request_cancel")
+    async def request_cancel(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            evidence = msgspec.convert(request, type=CancellationEvidence)
+            require_id(evidence.request_id, "cancel request id")
+        except (msgspec.ValidationError, LashRuntimeError) as err:
+            raise TerminalError(f"invalid_cancel_request: {err}", 400) from err
+        receipt: dict[str, Any] = to_builtins(await _request_cancel(ctx, evidence))
+        return receipt
+
+    return workflow
+
+
+async def _request_cancel(
+    ctx: WorkflowSharedContext, evidence: CancellationEvidence
+) -> CancelReceipt:
+    if await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).peek() is not None:
+        return CancelReceipt(outcome="completion_won_race", durability_tier="durable")
+    cancel = ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+    existing = await cancel.peek()
+    if existing is None:
+        try:
+            await cancel.resolve(to_builtins(evidence))
+        except TerminalError:
+            existing = await cancel.peek()  # another request won the gate meanwhile
+        else:
+            return CancelReceipt(outcome="requested", durability_tier="durable", evidence=evidence)
+    return CancelReceipt(
+        outcome="already_requested",
+        durability_tier="durable",
+        evidence=None if existing is None else msgspec.convert(existing, type=CancellationEvidence),
+    )
