@@ -249,3 +249,39 @@ async def test_plugin_state_rolls_back_on_failure_and_reloads_after_other_writer
     loaded = await store.load_session("s")
     assert loaded is not None
     assert loaded.checkpoint.plugin_state["noter"] == {"seen": ["t1", "t2", "t3"]}
+
+
+async def test_open_loads_only_the_active_path(tmp_path: Any) -> None:
+    """A session whose history has an abandoned branch opens with only its active path."""
+    from lash.stores import SqliteStore
+
+    steps = [reply(f"r{i}") for i in range(40)]
+    store = SqliteStore(tmp_path / "s.db")
+    core = (
+        lash.LashCore.builder()
+        .provider(ScriptedProvider(steps))
+        .model(lash.ModelSpec("m"))
+        .store(store)
+        .effect_host(lash.InlineEffectHost())
+        .build()
+    )
+    async with core:
+        session = await core.session("s").open()
+        for i in range(10):
+            await session.turn(f"q{i}").run()
+        loaded = await store.load_session("s")
+        assert loaded is not None
+        fork = loaded.nodes[3].node_id  # after the second exchange
+        for i in range(10):
+            await session.turn(f"abandoned {i}").run()
+        await session.branch_to(fork)
+        for i in range(5):
+            await session.turn(f"kept {i}").run()
+        reopened = await core.session("s").open()
+        resident = reopened._state.graph
+        full = await store.load_session("s")
+        assert full is not None and len(full.nodes) == 50
+        assert len(resident) == 4 + 10  # two exchanges before the fork + five after
+        view = await reopened.read_view()
+        assert [m.text for m in view.messages][:4] == ["q0", "r0", "q1", "r1"]
+        assert len(view.messages) == 14

@@ -164,7 +164,7 @@ class LashCore:
         state = SessionState(session_id)
         if cfg.store is not None:
             try:
-                persisted = await cfg.store.load_session(session_id)
+                persisted = await cfg.store.load_session(session_id, active_path_only=True)
                 if persisted is not None:
                     state = SessionState.from_persisted(persisted)
                 lease = await cfg.store.get_lease(session_id)

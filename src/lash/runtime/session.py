@@ -214,7 +214,7 @@ class LashSession:
             self._state.lease_generation = guard.generation
             return
         try:
-            persisted = await store.load_session(self.session_id)
+            persisted = await store.load_session(self.session_id, active_path_only=True)
         except StoreError as err:
             raise LashRuntimeError("session_head_refresh", f"session reload failed: {err}") from err
         if persisted is not None:
@@ -730,7 +730,9 @@ class LashSession:
         """The committed transcript (reloaded from the store when there is one)."""
         store = self._cfg.store
         if store is not None and not self._lock.locked():
-            persisted = await self._store_call(store.load_session(self.session_id))
+            persisted = await self._store_call(
+                store.load_session(self.session_id, active_path_only=True)
+            )
             if persisted is not None and persisted.head_revision != self._state.head_revision:
                 fresh = SessionState.from_persisted(persisted)
                 fresh.lease_generation = None
@@ -853,7 +855,9 @@ class LashSession:
             try:
                 await self._ensure_fresh(guard)
                 state = self._state
-                if node_id not in state.graph:
+                if node_id not in state.graph and (
+                    await self._store_call(store.load_node(self.session_id, node_id)) is None
+                ):
                     raise LashRuntimeError(
                         RuntimeErrorCode.STORE_COMMIT_FAILED,
                         f"session {self.session_id} has no node {node_id!r}",
@@ -874,9 +878,14 @@ class LashSession:
                     )
                 )
                 guard.mark_released()
-                state.graph.branch_to(node_id)
-                state.head_revision = result.head_revision
-                state.lease_generation = guard.generation
+                # only the active path is resident: load the new leaf's ancestry
+                persisted = await self._store_call(
+                    store.load_session(self.session_id, active_path_only=True)
+                )
+                if persisted is not None:
+                    self._state = SessionState.from_persisted(persisted)
+                self._state.head_revision = result.head_revision
+                self._state.lease_generation = guard.generation
             except BaseException as err:
                 error = err
                 raise
