@@ -46,7 +46,8 @@ async def test_output_shows_the_kill_the_takeover_and_one_commit(
     out = run.out
     kill = out.index("worker-2 (pid")
     assert "killed with SIGKILL while exec_command ran (exit -9)" in out[kill:]
-    takeover = out.index("takeover: lease reclaimed from fencing token 2 → fencing token 3")
+    takeover = out.index("lease reclaimed from fencing token 2 → fencing token 3")
+    assert "takeover: pid " in out[kill:takeover]
     commit = out.index("commit · revision 2 · fencing token 3 · settles #2")
     assert kill < takeover < commit
     assert "input #2 claims: generation 2 (worker-2) → generation 3 (worker-3) → completed" in out

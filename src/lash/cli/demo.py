@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -226,7 +227,7 @@ def _short(text: str, limit: int = 72) -> str:
 
 
 def _call_text(name: str, args: dict[str, Any]) -> str:
-    shown = ", ".join(f"{k}={_short(json.dumps(v), 60)}" for k, v in args.items())
+    shown = ", ".join(f"{k}={_short(json.dumps(v), 84)}" for k, v in args.items())
     return f"{name}({shown})"
 
 
@@ -241,6 +242,7 @@ class Feed:
     journal: list[dict[str, Any]] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     worker: str = "?"
+    busy_pid: int | None = None
     _offsets: dict[Path, int] = field(default_factory=dict)
 
     def _read_new(self, path: Path) -> list[dict[str, Any]]:
@@ -286,13 +288,12 @@ class Feed:
         if op == "lease_acquired":
             return f"lease acquired · fencing token [bold]{e['fencing']}[/bold]"
         if op == "lease_busy":
-            return (
-                f"lease busy: fencing token {e['fencing']} is held by pid {e['holder_pid']} "
-                "— that pid is gone on this host, so the holder is provably dead"
-            )
+            self.busy_pid = e["holder_pid"]
+            return f"lease busy: fencing token {e['fencing']} is held by pid {e['holder_pid']}"
         if op == "lease_reclaimed":
             return (
-                f"[bold yellow]takeover[/bold yellow]: lease reclaimed from fencing token "
+                f"[bold yellow]takeover[/bold yellow]: pid {self.busy_pid} is gone on this host, "
+                f"so its holder is provably dead; lease reclaimed from fencing token "
                 f"{e['from_fencing']} → fencing token [bold]{e['fencing']}[/bold] (no TTL wait)"
             )
         if op == "lease_released":
@@ -379,6 +380,7 @@ class Demo:
     console: Console
     procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     trace_marks: dict[str, int] = field(default_factory=dict)
+    killed: set[str] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
@@ -404,22 +406,34 @@ class Demo:
         self.feed.say(f"[bold]{name}[/bold] started: a new OS process, pid {proc.pid}", mark="▸")
         return proc
 
-    async def wait_until(self, what: str, ready: Any, proc: asyncio.subprocess.Process) -> None:
-        """Poll (and keep the display live) until ``ready()``; fail if the worker exits."""
+    async def wait_until(
+        self,
+        what: str,
+        ready: Callable[[], bool],
+        proc: asyncio.subprocess.Process,
+        *,
+        until_exit: bool = False,
+    ) -> None:
+        """Keep the display live until ``ready()``; fail if the worker exits first or hangs."""
         deadline = time.monotonic() + WORKER_TIMEOUT_S
-        while True:
-            self.feed.poll()
-            if ready():
-                return
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise DemoFailed(f"{what} did not happen; see {self.paths.log(self.feed.worker)}")
-            await asyncio.sleep(0.01)
+        with self.console.status(f"[dim]waiting for {what} …[/dim]"):
+            while True:
+                self.feed.poll()
+                if ready():
+                    return
+                if (proc.returncode is not None and not until_exit) or (
+                    time.monotonic() > deadline
+                ):
+                    log = self.paths.log(self.feed.worker)
+                    raise DemoFailed(f"{what} did not happen; see {log}")
+                await asyncio.sleep(0.01)
 
     async def finish(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        try:
-            await asyncio.wait_for(proc.wait(), WORKER_TIMEOUT_S)
-        except TimeoutError:
-            raise DemoFailed(f"{name} did not finish; see {self.paths.log(name)}") from None
+        """Follow ``name`` until it exits; it must exit cleanly."""
+        await self.wait_until(
+            f"{name} to finish", lambda: proc.returncode is not None, proc, until_exit=True
+        )
+        await proc.wait()
         self.feed.poll()
         if proc.returncode != 0:
             tail = self.paths.log(name).read_text(errors="replace").strip().splitlines()[-8:]
@@ -469,6 +483,7 @@ class Demo:
 
         await self.wait_until("the exec_command process starting", command_started, proc)
         os.kill(proc.pid, signal.SIGKILL)
+        self.killed.add("worker-2")
         await proc.wait()
         for child in children:  # the command runs in its own process group: a crash of the
             with contextlib.suppress(ProcessLookupError, PermissionError):  # machine ends it too
@@ -551,6 +566,30 @@ async def main(paths: DemoPaths, console: Console) -> int:
     return 0 if ok else 1
 
 
+def _lease_log(journal: list[dict[str, Any]], *, killed: set[str]) -> Table:
+    """One row per lease generation: who held it, how it was taken and how it ended."""
+    table = Table(title="\nlease log", title_justify="left", box=None, pad_edge=False)
+    for column in ("fencing token", "worker", "pid", "taken", "ended"):
+        table.add_column(column)
+    rows: dict[int, list[str]] = {}
+    for e in journal:
+        if e["op"] == "lease_acquired":
+            rows[e["fencing"]] = [e["worker"], str(e["pid"]), "acquired", "-"]
+        elif e["op"] == "lease_reclaimed":
+            taken = f"reclaimed from {e['from_fencing']} (holder provably dead)"
+            rows[e["fencing"]] = [e["worker"], str(e["pid"]), taken, "-"]
+        elif e["op"] == "commit" and e["released"] and e["fencing"] in rows:
+            rows[e["fencing"]][3] = f"released with revision {e['revision']}"
+        elif e["op"] == "lease_released" and e["fencing"] in rows:
+            if rows[e["fencing"]][3] == "-":
+                rows[e["fencing"]][3] = "released"
+    for fencing, (worker, pid, taken, ended) in sorted(rows.items()):
+        if worker in killed:
+            ended = "SIGKILLed holding it; never released, never committed"
+        table.add_row(str(fencing), worker, pid, taken, ended)
+    return table
+
+
 async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
     """Print the transcript, commit log, claims, bytes and trace; check the invariants."""
     console, paths, feed = demo.console, demo.paths, demo.feed
@@ -581,6 +620,7 @@ async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
         inputs = ", ".join(feed.label(i) for i in e["inputs"]) or "-"
         log.add_row(str(e["revision"]), str(e["fencing"]), e["worker"], str(e["pid"]), turn, inputs)
     console.print(log)
+    console.print(_lease_log(feed.journal, killed=demo.killed))
 
     row = await store.get_turn_input(SESSION, input_id)
     claims = [e for e in feed.journal if e["op"] == "inputs_claimed" and input_id in e["inputs"]]
