@@ -41,16 +41,18 @@ def marginal_bytes(series: list[int]) -> int | None:
     return round((series[-1] - series[0]) / (len(series) - 1))
 
 
-def turn_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
+def turn_table(
+    rows: list[dict[str, Any]], baseline: dict[str, Any] | None, spread: dict[str, list[float]]
+) -> list[str]:
     out = [
         "| Row | Durable | Median ms/turn | p90 ms | First-quarter mean ms | Last-quarter mean ms "
         "| Bytes on disk per turn (total / marginal) | Peak RSS MB | Median vs fastest durable "
-        "peer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "peer | Medians of all rounds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("group") == "failed":
-            out.append(f"| {r['name']} | failed to run | | | | | | | |")
+            out.append(f"| {r['name']} | failed to run | | | | | | | | |")
             continue
         ratio = "—"
         if baseline is not None:
@@ -62,10 +64,11 @@ def turn_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) -> l
         out.append(
             f"| {name} | {'yes' if r.get('durable') else 'no'} | {fmt(r['median_ms'])} "
             f"| {fmt(r['p90_ms'])} | {fmt(r['first_quarter_mean_ms'])} "
-            f"| {fmt(r['last_quarter_mean_ms'])} | {size} | {fmt(r['peak_rss_mb'], 1)} | {ratio} |"
+            f"| {fmt(r['last_quarter_mean_ms'])} | {size} | {fmt(r['peak_rss_mb'], 1)} | {ratio} "
+            f"| {', '.join(fmt(x) for x in spread.get(r['name'], []))} |"
         )
-    out.append("| lash + PostgresStore | — | *slot: not measured yet* | | | | | | |")
-    out.append("| lash on Restate | — | *slot: not measured yet* | | | | | | |")
+    out.append("| lash + PostgresStore | — | *slot: not measured yet* | | | | | | | |")
+    out.append("| lash on Restate | — | *slot: not measured yet* | | | | | | | |")
     return out
 
 
@@ -258,11 +261,10 @@ def baseline_section(results: dict[str, Any]) -> list[str]:
         "| before: last-quarter mean ms | after: last-quarter mean ms |",
         "|---|---|---|---|---|---|---|",
     ]
-    long_before = None
+    long_before = base.get("long")
+    if long_before is not None and long_before.get("group") == "failed":
+        long_before = None
     for r in rows:
-        if r["sessions"] == 1:
-            long_before = r
-            continue
         cur = now.get(r["name"])
         if cur is None:
             continue
@@ -360,8 +362,10 @@ def render(results: dict[str, Any], plotted: bool) -> str:
         "reader, WAL included) divided by turns; *marginal* is the growth per turn within one "
         "session, without the fixed schema pages.",
         "- *Ratio*: row median over the median of the fastest durable peer in this run.",
+        "- *Rounds*: every row ran in each round, rounds one after another; each row shows its "
+        "middle round, and the last column lists the medians of all rounds.",
         "",
-        *turn_table(rows, base),
+        *turn_table(rows, base, results.get("turn_rounds") or {}),
         "",
         "Notes. lash + SqliteStore writes one `BEGIN IMMEDIATE … COMMIT` at synchronous=FULL per "
         "turn (graph nodes, checkpoint, usage, the turn stamp with its result); lease and claim "

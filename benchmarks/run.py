@@ -61,7 +61,34 @@ def run_row(python: Path, script: str, arg: str, env: dict[str, str] | None = No
     return rows
 
 
-def run_baseline(rev: str) -> dict[str, Any]:
+def pick_median_rounds(rounds: list[list[dict]]) -> tuple[list[dict], dict[str, list[float]]]:
+    """Per row, the round whose median is the median of the rounds' medians.
+
+    The rows of one round run back to back, so a noisy minute on a shared machine hits every
+    row of that round; keeping each row's middle round drops such minutes without favouring
+    anyone. Also returns every round's median per row, for the spread.
+    """
+    by_name: dict[str, list[dict]] = {}
+    order: list[str] = []
+    for rows in rounds:
+        for row in rows:
+            if row["name"] not in by_name:
+                order.append(row["name"])
+            by_name.setdefault(row["name"], []).append(row)
+    picked: list[dict] = []
+    spread: dict[str, list[float]] = {}
+    for name in order:
+        ok = [r for r in by_name[name] if "median_ms" in r]
+        if not ok:
+            picked.append(by_name[name][0])
+            continue
+        ok.sort(key=lambda r: r["median_ms"])
+        picked.append(ok[(len(ok) - 1) // 2])
+        spread[name] = [r["median_ms"] for r in ok]
+    return picked, spread
+
+
+def run_baseline(rev: str, rounds: int) -> dict[str, Any]:
     """The lash rows again on ``src/`` as of ``rev`` (extracted with ``git archive``)."""
     sha = subprocess.run(
         ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
@@ -73,12 +100,14 @@ def run_baseline(rev: str) -> dict[str, Any]:
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     env = {"PYTHONPATH": str(tmp / "src")}
     print(f"baseline: lash rows at {sha}", file=sys.stderr)
-    rows: list[dict] = []
-    for script, arg in LASH_ROWS:
-        rows.extend(run_row(LASH_PY, script, arg, env))
+    per_round = [
+        [row for script, arg in LASH_ROWS for row in run_row(LASH_PY, script, arg, env)]
+        for _ in range(rounds)
+    ]
+    rows, _ = pick_median_rounds(per_round)
     growth = {**env, "BENCH_TURNS": str(BASELINE_GROWTH_TURNS), "BENCH_SESSIONS": "1"}
-    rows.extend(run_row(LASH_PY, "lash_turns.py", "sqlite", growth))
-    return {"rev": sha, "rows": rows}
+    long_rows = run_row(LASH_PY, "lash_turns.py", "sqlite", growth)
+    return {"rev": sha, "rows": rows, "long": long_rows[0]}
 
 
 def machine() -> dict[str, Any]:
@@ -119,6 +148,12 @@ def main() -> None:
     parser.add_argument("--with-peers", action="store_true", help="also run the peer rows")
     parser.add_argument("--skip-scale", action="store_true", help="skip the scale benchmark")
     parser.add_argument("--growth-turns", type=int, default=200)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="run the turn rows this many times, interleaved; each row reports its median round",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument(
         "--baseline-rev",
@@ -128,7 +163,7 @@ def main() -> None:
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
         "date_utc": started.strftime("%Y-%m-%d %H:%M"),
-        "command": "bash benchmarks/run.sh" + (" --with-peers" if args.with_peers else ""),
+        "command": " ".join(["bash benchmarks/run.sh", *sys.argv[1:]]),
         "machine": machine(),
         "workload": {"prompt_bytes": 200, "tool_result_bytes": 400, "answer_bytes": 400},
         "turns": [],
@@ -143,10 +178,13 @@ def main() -> None:
     rows = [(LASH_PY, s, a) for s, a in LASH_ROWS]
     if args.with_peers:
         rows += [(PEERS_PY, s, a) for s, a in PEER_ROWS]
-    for python, script, arg in rows:
-        results["turns"].extend(run_row(python, script, arg))
+    rounds: list[list[dict]] = []
+    for n in range(args.rounds):
+        print(f" round {n + 1} of {args.rounds}", file=sys.stderr)
+        rounds.append([row for python, script, arg in rows for row in run_row(python, script, arg)])
+    results["turns"], results["turn_rounds"] = pick_median_rounds(rounds)
     if args.baseline_rev:
-        results["baseline"] = run_baseline(args.baseline_rev)
+        results["baseline"] = run_baseline(args.baseline_rev, args.rounds)
     if args.with_peers:
         print(f"growth: one session of {args.growth_turns} turns per durable row", file=sys.stderr)
         env = {"BENCH_TURNS": str(args.growth_turns), "BENCH_SESSIONS": "1"}
