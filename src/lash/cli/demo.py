@@ -43,6 +43,7 @@ from rich.table import Table
 
 import lash
 from lash.providers import OpenAIChatProvider, RetryPolicy
+from lash.stores.base import MAX_CLAIM_INPUTS
 from lash.stores.sqlite import SqliteStore
 from lash.testing.wire import WireScript, WireServer
 from lash.tools.builtin import workspace_tools
@@ -161,7 +162,7 @@ class JournaledStore(SqliteStore):
         self._note("lease_released", fencing=fence.fencing_token)
 
     async def claim_next_turn_inputs(
-        self, fence: LeaseFence, max_inputs: int = 64
+        self, fence: LeaseFence, max_inputs: int = MAX_CLAIM_INPUTS
     ) -> TurnInputClaim | None:
         claim = await super().claim_next_turn_inputs(fence, max_inputs)
         if claim is not None:
