@@ -53,6 +53,8 @@ async def test_output_shows_the_kill_the_takeover_and_one_commit(
     assert "input #2 claims: generation 2 (worker-2) → generation 3 (worker-3) → completed" in out
     assert "interrupted turn: 1 commit(s) for input #2" in out
     assert out.count("commit · revision") == 2
+    assert "never committed: call_checks_1" in out
+    assert "loopback server: 6 requests, each matched its wire script" in out
     assert "exactly one commit for the interrupted turn" in out
     assert "Traceback" not in out + run.err
 

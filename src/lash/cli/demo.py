@@ -555,9 +555,13 @@ async def main(paths: DemoPaths, console: Console) -> int:
             server.assert_exhausted()
         except AssertionError as err:
             console.print(
-                f"[bold red]the wire scripts were not replayed as written:[/bold red] {err}"
+                f"[bold red]the wire scripts were not replayed as written:[/bold red] "
+                f"{escape(str(err))}"
             )
             return 1
+        console.print(
+            f"loopback server: {len(server.exchanges)} requests, each matched its wire script"
+        )
     verdict = (
         "[bold green]exactly one commit for the interrupted turn[/bold green]"
         if ok
@@ -635,6 +639,20 @@ async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
         f"generation {dead_generation}, the commit was fenced by generation {new_generation}"
     )
 
+    users = [m for m in view.messages if m.role == "user"]
+    calls = sorted(c.id for m in view.messages for c in m.tool_calls)
+    answered = sorted(m.tool_call_id or "" for m in view.messages if m.role == "tool")
+    started_calls = [
+        (r.get("payload") or {}).get("call_id")
+        for r in feed.trace
+        if r.get("type") == "tool_call_started"
+    ]
+    lost = [c for c in started_calls if c not in calls]
+    console.print(
+        f"tool calls: {len(started_calls)} started, {len(calls)} in the transcript, each with "
+        f"its result; never committed: {', '.join(map(str, lost)) or 'none'}"
+    )
+
     files = sorted(p for p in paths.root.glob("lash.db*") if p.is_file())
     sizes = ", ".join(f"{p.name} {p.stat().st_size:,}" for p in files)
     total = sum(p.stat().st_size for p in files)
@@ -645,7 +663,7 @@ async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
     )
     checks = paths.workspace / "checks.log"
     logged = checks.read_text().splitlines() if checks.exists() else []
-    console.print(f"checks.log: {len(logged)} line(s) {logged}")
+    console.print(f"checks.log: {len(logged)} line(s) {escape(repr(logged))}")
 
     from lash.trace.viewer import build_model, load_records, write_html
 
@@ -656,9 +674,6 @@ async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
         f"{counts['tool_calls']} tool calls, {counts['turns']} turn runs; JSONL: {paths.trace})"
     )
 
-    users = [m for m in view.messages if m.role == "user"]
-    calls = sorted(c.id for m in view.messages for c in m.tool_calls)
-    answered = sorted(m.tool_call_id or "" for m in view.messages if m.role == "tool")
     pending = await session.pending_inputs()
     await session.close()
     return (
@@ -667,6 +682,7 @@ async def report(demo: Demo, input_id: str, dead_generation: int) -> bool:
         and new_generation is not None
         and new_generation > dead_generation
         and len(users) == 2
+        and view.revision == 2
         and calls == answered
         and not pending
         and logged == ["checks passed"]
