@@ -6,6 +6,9 @@ revision the turn starts from, and runs the turn with that stable turn id throug
 :class:`RestateEffectHost`. When Restate redrives ``run`` after a crash, model calls and tool
 attempts replay from the journal and the final commit is idempotent by its turn stamp.
 
+A redrive whose rebuilt effect differs from the journal fails its attempt with
+:class:`ReplayMismatch` naming the diverging path (Restate cannot end an invocation mid-replay).
+
 ``request_cancel`` resolves the turn's durable cancel promise, first writer wins; ``run``
 reads that gate before every effect and after the turn resolves a completion promise, so a
 late request reports ``completion_won_race``.
@@ -23,7 +26,7 @@ import restate
 from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedContext
 from restate.serde import BytesSerde
 
-from lash.durable.restate.host import JournalingContext, RestateEffectHost
+from lash.durable.restate.host import EFFECT_HASH_MISMATCH, JournalingContext, RestateEffectHost
 from lash.errors import LashRuntimeError
 from lash.runtime.core import LashCore
 from lash.runtime.effect_host import CancelReceipt, TurnControl
@@ -35,6 +38,7 @@ __all__ = [
     "CANCEL_PROMISE",
     "DONE_PROMISE",
     "CoreSource",
+    "ReplayMismatch",
     "TurnRunRequest",
     "run_durable_turn",
     "turn_owner",
@@ -46,6 +50,16 @@ DONE_PROMISE = "lash.turn_done"
 
 CoreSource = LashCore | Callable[[], Awaitable[LashCore]]
 """A worker's core, or a factory that builds it on the first invocation."""
+
+
+class ReplayMismatch(RuntimeError):
+    """A redrive rebuilt an effect differently than the journal recorded it.
+
+    Restate only lets a handler end once it has replayed its whole journal, so the
+    mismatch fails the attempt instead of the invocation: the invocation's last failure names
+    the diverging path, and the retry policy's ``on_max_attempts`` decides between pausing it
+    (the server default: fix or roll back the deployment, then resume) and killing it.
+    """
 
 
 class TurnRunRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +172,10 @@ def turn_workflow(
                 host=host,
             )
         except LashRuntimeError as err:
+            if err.is_code(EFFECT_HASH_MISMATCH):
+                # Found mid-replay, where Restate cannot end the invocation: fail the attempt
+                # with the diagnosis; the retry policy pauses (or kills) the invocation.
+                raise ReplayMismatch(str(err)) from err
             if err.is_retryable:
                 raise
             raise TerminalError(str(err), 500) from err

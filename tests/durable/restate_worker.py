@@ -1,0 +1,105 @@
+"""A lash worker process serving the ``LashTurn`` Restate workflow (spawned by the tests).
+
+Configured through the environment: ``WORKER_PORT``, ``WORKER_DB`` (a SQLite store file shared
+by every worker), ``WORKER_MODEL_URL`` (an OpenAI-compatible endpoint), ``WORKER_LINES`` (the
+file the ``append_line`` tool appends to), optional ``WORKER_SYSTEM_PROMPT`` and
+``WORKER_PARK_MARKER``: when set and the marker file does not exist yet, the worker creates it
+and parks forever just before its second model call, so the test can SIGKILL it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import hypercorn.asyncio
+import hypercorn.config
+import restate
+
+import lash
+from lash.durable.restate import turn_workflow
+from lash.providers import OpenAIChatProvider
+from lash.stores import SqliteStore
+from lash.types import LlmRequest, StreamEvent
+
+
+class ParkingProvider:
+    """Delegates to a real provider, but parks before the second call when told to."""
+
+    def __init__(self, inner: OpenAIChatProvider, marker: Path | None) -> None:
+        self._inner = inner
+        self._marker = marker
+        self._calls = 0
+
+    @property
+    def kind(self) -> str:
+        return self._inner.kind
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[StreamEvent]:
+        self._calls += 1
+        if self._calls == 2 and self._marker is not None and not self._marker.exists():
+            self._marker.write_text("parked\n")
+            print("PARKED", flush=True)
+            await asyncio.Event().wait()
+        async for event in self._inner.stream(request):
+            yield event
+
+
+def build_app() -> object:
+    lines = Path(os.environ["WORKER_LINES"])
+
+    @lash.tool
+    async def append_line(ctx: lash.ToolContext, text: str) -> str:
+        """Append one line of text to the worker's file."""
+        with lines.open("a") as fh:
+            fh.write(text + "\n")
+        return "appended"
+
+    marker = os.environ.get("WORKER_PARK_MARKER")
+
+    async def make_core() -> lash.LashCore:
+        provider = OpenAIChatProvider(api_key="k", base_url=os.environ["WORKER_MODEL_URL"])
+        builder = (
+            lash.LashCore.builder()
+            .provider(ParkingProvider(provider, Path(marker) if marker else None))
+            .model(lash.ModelSpec("test-model", context_window=100_000))
+            .store(SqliteStore(os.environ["WORKER_DB"]))
+            .effect_host(lash.InlineEffectHost())
+            .tools([append_line])
+        )
+        system = os.environ.get("WORKER_SYSTEM_PROMPT")
+        if system:
+            builder.system_prompt(system)
+        return builder.build()
+
+    workflow = turn_workflow(
+        make_core,
+        retry_policy=restate.InvocationRetryPolicy(
+            initial_interval=timedelta(milliseconds=100),
+            exponentiation_factor=1.5,
+            max_interval=timedelta(milliseconds=500),
+            max_attempts=200,
+        ),
+    )
+    return restate.app(services=[workflow])
+
+
+async def main() -> None:
+    config = hypercorn.config.Config()
+    config.bind = [f"127.0.0.1:{os.environ['WORKER_PORT']}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.graceful_timeout = 1
+    print("SERVING", flush=True)
+    await hypercorn.asyncio.serve(build_app(), config)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,213 @@
+"""Real Restate: a worker is SIGKILLed mid-turn and a second worker finishes it by replay.
+
+One ``restate-server`` (the npm package, installed into ``.restate/`` by scripts/setup.sh) runs
+on loopback with a temporary data dir; workers are subprocesses serving the ``LashTurn``
+workflow with hypercorn and share one SQLite store file; the model is a loopback
+``WireServer`` playing an OpenAI-compatible tool loop. In CI a missing server is a failure;
+elsewhere these tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from lash.durable.restate.local import (
+    LocalRestateServer,
+    RestateHttpError,
+    find_restate_server,
+    free_port,
+)
+from lash.testing.wire import WireServer, load_script
+from lash.types import TurnResult
+
+HERE = Path(__file__).parent
+WORKER = HERE / "restate_worker.py"
+SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (1, 2)]
+DEADLINE_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def restate_server() -> Iterator[LocalRestateServer]:
+    binary = find_restate_server()
+    if binary is None:
+        reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with LocalRestateServer(binary) as server:
+        yield server
+
+
+class Worker:
+    """One worker process on a fixed loopback port."""
+
+    def __init__(self, port: int, env: dict[str, str], log: Path) -> None:
+        self.port = port
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(WORKER)],
+                env={**os.environ, **env, "WORKER_PORT": str(port)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"worker on port {self.port} never listened")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _commits(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM turn_commits").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+async def _wait_for(path: Path, worker: Worker) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not path.exists():
+        assert worker.proc.poll() is None, worker.log.read_text()
+        assert time.monotonic() < deadline, f"the worker never parked:\n{worker.log.read_text()}"
+        await asyncio.sleep(0.05)
+
+
+Finish = Callable[[LocalRestateServer, str], Awaitable[object]]
+
+
+async def _attach(server: LocalRestateServer, turn_id: str) -> object:
+    try:
+        result: object = await asyncio.to_thread(
+            server.attach_workflow, "LashTurn", turn_id, timeout_s=DEADLINE_S
+        )
+    except RestateHttpError as err:
+        return err
+    return result
+
+
+async def _last_failure(server: LocalRestateServer, turn_id: str) -> object:
+    """The run invocation's last failure once it names a replay mismatch (then it is killed)."""
+    sql = (
+        "SELECT id, status, last_failure FROM sys_invocation "
+        f"WHERE target_service_name = 'LashTurn' AND target_service_key = '{turn_id}'"
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        rows = await asyncio.to_thread(server.query, sql)
+        for row in rows:
+            failure = str(row.get("last_failure") or "")
+            if "restate_effect_hash_mismatch" in failure:
+                await asyncio.to_thread(server.kill_invocation, str(row["id"]))
+                return {"status": row.get("status"), "last_failure": failure}
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"no replay mismatch reported for {turn_id}")
+
+
+async def _crash_and_redrive(
+    server: LocalRestateServer,
+    tmp_path: Path,
+    turn_id: str,
+    second_env: dict[str, str],
+    finish: Finish,
+) -> tuple[WireServer, object, Path, Path]:
+    """Worker A runs model call 1 and the tool, is SIGKILLed before model call 2; worker B
+    (same port, same store) takes over. Returns the wire server, what ``finish`` observed,
+    the lines file and the store file."""
+    db, lines, marker = tmp_path / "store.db", tmp_path / "lines.txt", tmp_path / "parked"
+    async with WireServer(*SCRIPTS) as wire:
+        base = {
+            "WORKER_DB": str(db),
+            "WORKER_LINES": str(lines),
+            "WORKER_MODEL_URL": wire.url(),
+        }
+        port = free_port()
+        first = Worker(port, {**base, "WORKER_PARK_MARKER": str(marker)}, tmp_path / "a.log")
+        second: Worker | None = None
+        try:
+            await first.ready()
+            await asyncio.to_thread(server.register, f"http://127.0.0.1:{port}")
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+            await _wait_for(marker, first)
+            first.kill()
+            assert lines.read_text() == "one\n"
+            second = Worker(port, {**base, **second_env}, tmp_path / "b.log")
+            await second.ready()
+            outcome = await finish(server, turn_id)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+    return wire, outcome, lines, db
+
+
+async def test_a_killed_worker_turn_is_finished_by_another_worker_by_replay(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    wire, outcome, lines, db = await _crash_and_redrive(
+        restate_server, tmp_path, "turn-replay", {}, _attach
+    )
+    assert not isinstance(outcome, Exception), outcome
+    result = msgspec.convert(outcome, type=TurnResult)
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "Line written."
+    assert [c.name for c in result.tool_calls] == ["append_line"]
+    assert lines.read_text() == "one\n"  # the tool ran once: the redrive replayed it
+    wire.assert_exhausted()
+    assert len(wire.exchanges) == 2  # each model request reached the model exactly once
+    assert _commits(db) == 1
+
+
+async def test_a_changed_envelope_on_redrive_fails_with_the_diverging_field(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    wire, outcome, lines, db = await _crash_and_redrive(
+        restate_server,
+        tmp_path,
+        "turn-mismatch",
+        {"WORKER_SYSTEM_PROMPT": "a new prompt"},
+        _last_failure,
+    )
+    assert isinstance(outcome, dict)
+    assert "first diverging path: $.system" in outcome["last_failure"]
+    assert len(wire.exchanges) == 1
+    assert lines.read_text() == "one\n"
+    assert _commits(db) == 0
