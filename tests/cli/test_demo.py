@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -9,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import lash
-from lash.cli.demo import SESSION, load_demo_scripts
+from lash.cli.demo import SESSION, DemoPaths, load_demo_scripts, main
 from lash.testing import ScriptedProvider
+from lash.testing.wire import JsonMatcher, RequestMatch
 from lash.trace.viewer import build_model, load_records
 
 from .helpers import Run, cli_env, lash_argv
@@ -120,3 +123,18 @@ def test_the_wire_scripts_ship_with_the_package() -> None:
         "demo.6-report",
     ]
     assert {s.endpoint.path for s in scripts} == {"/v1/chat/completions"}
+
+
+async def test_a_request_off_script_stops_the_demo_with_the_diff(tmp_path: Path) -> None:
+    scripts = load_demo_scripts()
+    off = RequestMatch(body={"messages[-1].content": JsonMatcher(contains="no such words")})
+    scripts[0] = scripts[0].with_request_match(off)
+    out = io.StringIO()
+    console = Console(file=out, width=200, highlight=False)
+    code = await main(DemoPaths(tmp_path), console, scripts=scripts)
+    text = out.getvalue()
+    assert code == 1
+    assert "demo failed: a model call failed, so the demo cannot go on:" in text
+    assert "request does not match wire script 'demo.1-read-file'" in text
+    assert 'expected to contain "no such words"' in text
+    assert "worker-2" not in text  # it stopped at the first bad request

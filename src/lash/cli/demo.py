@@ -16,7 +16,9 @@ its own OS process (``python -m lash.cli.demo --worker ...``) so the kill is a r
 
 Workers append what they ask of the store (lease claims, input claims, commits) to a small
 journal beside the database; the parent tails that journal and the shared JSONL trace to show
-each step as it happens. ``examples/durable_demo.py`` is a thin wrapper around :func:`run`.
+each step as it happens. Everything a run writes (database, trace and its HTML page, journal,
+worker logs, workspace) stays in the run's directory, printed at the end.
+``examples/durable_demo.py`` is a thin wrapper around :func:`run`.
 """
 
 from __future__ import annotations
@@ -244,6 +246,7 @@ class Feed:
     trace: list[dict[str, Any]] = field(default_factory=list)
     worker: str = "?"
     busy_pid: int | None = None
+    failures: list[str] = field(default_factory=list)
     _offsets: dict[Path, int] = field(default_factory=dict)
 
     def _read_new(self, path: Path) -> list[dict[str, Any]]:
@@ -333,7 +336,10 @@ class Feed:
             took = f" in {ms / 1000:.2f}s" if isinstance(ms, int | float) else ""
             return f"tool [magenta]{payload.get('name')}[/magenta] {status}{took}"
         if kind == "llm_call_failed":
-            return f"[red]model call failed[/red]: {_short(json.dumps(payload.get('error')))}"
+            error = payload.get("error")
+            detail = error.get("message") if isinstance(error, dict) else None
+            self.failures.append(str(detail or error))
+            return f"[red]model call failed[/red]: {_short(json.dumps(error))}"
         return None
 
 
@@ -420,6 +426,10 @@ class Demo:
         with self.console.status(f"[dim]waiting for {what} …[/dim]"):
             while True:
                 self.feed.poll()
+                if self.feed.failures:
+                    lines = self.feed.failures[0].splitlines()
+                    shown = "\n".join(lines[:12] + (["…"] if len(lines) > 12 else []))
+                    raise DemoFailed(f"a model call failed, so the demo cannot go on:\n{shown}")
                 if ready():
                     return
                 if (proc.returncode is not None and not until_exit) or (
@@ -449,7 +459,7 @@ class Demo:
 
     def step(self, n: int, text: str) -> None:
         self.feed.poll()
-        self.console.print(f"\n[bold][{n}/4][/bold] [bold blue]{text}[/bold blue]")
+        self.console.print(f"\n[bold]{escape(f'[{n}/4]')}[/bold] [bold blue]{text}[/bold blue]")
 
     def tool_running(self, worker: str, name: str) -> bool:
         return any(
@@ -518,12 +528,17 @@ class Demo:
         await self.finish("worker-3", proc)
 
 
-async def main(paths: DemoPaths, console: Console) -> int:
-    """Run the demo in ``paths.root``; 0 when every invariant held."""
+async def main(
+    paths: DemoPaths, console: Console, *, scripts: list[WireScript] | None = None
+) -> int:
+    """Run the demo in ``paths.root``; 0 when every invariant held.
+
+    ``scripts`` replaces the shipped wire scripts (tests use it to break one on purpose).
+    """
     started = time.monotonic()
     paths.workspace.mkdir(parents=True, exist_ok=True)
     (paths.workspace / "hello.py").write_text(HELLO)
-    scripts = load_demo_scripts()
+    scripts = load_demo_scripts() if scripts is None else scripts
     console.print("[bold]lash demo[/bold] · offline: no network, no API key")
     async with WireServer(*scripts) as server:
         console.print(
@@ -544,7 +559,7 @@ async def main(paths: DemoPaths, console: Console) -> int:
                 demo.step(4, "what is durable now")
                 ok = await report(demo, input_id, dead_generation)
             except DemoFailed as err:
-                console.print(f"\n[bold red]demo failed:[/bold red] {err}")
+                console.print(f"\n[bold red]demo failed:[/bold red] {escape(str(err))}")
                 return 1
             finally:
                 for proc in demo.procs:
