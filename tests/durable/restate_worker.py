@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -52,6 +53,9 @@ class ParkingProvider:
             yield event
 
 
+CORES: list[lash.LashCore] = []
+
+
 def build_app() -> object:
     lines = Path(os.environ["WORKER_LINES"])
 
@@ -77,7 +81,9 @@ def build_app() -> object:
         system = os.environ.get("WORKER_SYSTEM_PROMPT")
         if system:
             builder.system_prompt(system)
-        return builder.build()
+        core = builder.build()
+        CORES.append(core)
+        return core
 
     workflow = turn_workflow(
         make_core,
@@ -97,8 +103,16 @@ async def main() -> None:
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 1
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("SERVING", flush=True)
-    await hypercorn.asyncio.serve(build_app(), config)  # type: ignore[arg-type]
+    await hypercorn.asyncio.serve(
+        build_app(),  # type: ignore[arg-type]
+        config,
+        shutdown_trigger=stop.wait,  # type: ignore[arg-type]
+    )
+    for core in CORES:  # closes the store's worker thread, so the process can exit
+        await core.aclose()
 
 
 if __name__ == "__main__":

@@ -84,10 +84,12 @@ class Worker:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        # Hypercorn waits for Restate's kept-alive HTTP/2 connection to close; give it a
+        # moment, then kill (the tests prove nothing about graceful shutdown).
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -211,3 +213,48 @@ async def test_a_changed_envelope_on_redrive_fails_with_the_diverging_field(
     assert len(wire.exchanges) == 1
     assert lines.read_text() == "one\n"
     assert _commits(db) == 0
+
+
+async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_calls_the_model(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    server = restate_server
+    async with WireServer(*SCRIPTS) as wire:
+        env = {
+            "WORKER_DB": str(tmp_path / "store.db"),
+            "WORKER_LINES": str(tmp_path / "lines.txt"),
+            "WORKER_MODEL_URL": wire.url(),
+        }
+        worker = Worker(free_port(), env, tmp_path / "w.log")
+        try:
+            await worker.ready()
+            await asyncio.to_thread(server.register, f"http://127.0.0.1:{worker.port}")
+
+            def cancel(turn_id: str, request_id: str) -> dict[str, object]:
+                body = {"request_id": request_id, "origin": "test", "reason": "stop"}
+                answer: dict[str, object] = server.call("LashTurn", turn_id, "request_cancel", body)
+                return answer
+
+            first = await asyncio.to_thread(cancel, "turn-cancel", "r1")
+            second = await asyncio.to_thread(cancel, "turn-cancel", "r2")
+            assert first["outcome"] == "requested" and first["durability_tier"] == "durable"
+            assert second["outcome"] == "already_requested"
+            assert second["evidence"]["request_id"] == "r1"  # type: ignore[index]
+
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(server.send, "LashTurn", "turn-cancel", "run", body)
+            cancelled = msgspec.convert(await _attach(server, "turn-cancel"), type=TurnResult)
+            assert (cancelled.outcome.kind, cancelled.outcome.reason) == ("stopped", "cancelled")
+            assert cancelled.cancellation is not None
+            assert cancelled.cancellation.request_id == "r1"
+            assert wire.exchanges == []
+
+            other = {"session_id": "s2", "input": "write the line"}
+            await asyncio.to_thread(server.send, "LashTurn", "turn-done", "run", other)
+            done = msgspec.convert(await _attach(server, "turn-done"), type=TurnResult)
+            assert done.outcome.kind == "finished"
+            late = await asyncio.to_thread(cancel, "turn-done", "r3")
+            assert late["outcome"] == "completion_won_race"
+            assert _commits(tmp_path / "store.db") == 2
+        finally:
+            worker.stop()

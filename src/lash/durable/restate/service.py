@@ -200,11 +200,11 @@ def turn_workflow(
 async def _request_cancel(
     ctx: WorkflowSharedContext, evidence: CancellationEvidence
 ) -> CancelReceipt:
-    if await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).peek() is not None:
-        return CancelReceipt(outcome="completion_won_race", durability_tier="durable")
     cancel = ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
     existing = await cancel.peek()
     if existing is None:
+        if await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).peek() is not None:
+            return CancelReceipt(outcome="completion_won_race", durability_tier="durable")
         try:
             await cancel.resolve(to_builtins(evidence))
         except TerminalError:
