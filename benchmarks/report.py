@@ -181,7 +181,10 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
         f"open and idle {kib(m['open_idle_bytes_per_session'])}; parked "
         f"(`await session.park()`, handle dropped) {kib(m['parked_bytes_per_session'])}.",
         "",
-        f"**History growth.** One session driven to {g['turns']:,} committed turns:",
+        *interleaved_table(scale.get("interleaved")),
+        f"**One long session.** One session driven to {g['turns']:,} committed turns, timed "
+        "turn by turn (this is the dashed line in the plot; on a shared machine its absolute "
+        "figures drift with other load, which the interleaved table above cancels):",
         "",
         "| turns of history | " + " | ".join(g["by_turn_count"]) + " |",
         "|---|" + "---|" * len(g["by_turn_count"]),
@@ -209,6 +212,28 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
         + f". Database: {kib(g['db_bytes'])} for {g['turns']:,} turns.",
     ]
     return out
+
+
+def interleaved_table(data: dict[str, Any] | None) -> list[str]:
+    if not data:
+        return []
+    hist = data["by_history"]
+    return [
+        "**Cost of a turn as history grows** — sessions holding 10, 100, 500 and 1,000 "
+        f"committed turns take turns in rotation ({data['rounds']} rounds), so all history "
+        "lengths see the same machine load:",
+        "",
+        "| turns of history | " + " | ".join(hist) + " |",
+        "|---|" + "---|" * len(hist),
+        "| wall ms/turn (median) | "
+        + " | ".join(fmt(v["wall_median_ms"]) for v in hist.values())
+        + " |",
+        "| CPU ms/turn (median) | "
+        + " | ".join(fmt(v["cpu_median_ms"]) for v in hist.values())
+        + " |",
+        "| wall p90 ms | " + " | ".join(fmt(v["wall_p90_ms"]) for v in hist.values()) + " |",
+        "",
+    ]
 
 
 def profile_section(profile: dict[str, Any] | None) -> list[str]:

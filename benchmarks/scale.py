@@ -32,6 +32,7 @@ SESSIONS = int(os.environ.get("SCALE_SESSIONS", "1000"))
 TURNS = int(os.environ.get("SCALE_TURNS", "10"))
 LONG_TURNS = int(os.environ.get("LONG_TURNS", "1000"))
 OPEN_REPEATS = 20
+INTERLEAVED_ROUNDS = int(os.environ.get("INTERLEAVED_ROUNDS", "150"))
 
 
 def build_core(store: SqliteStore) -> lash.LashCore:
@@ -213,10 +214,48 @@ async def history_growth(tmp: Path) -> dict[str, Any]:
     }
 
 
+async def growth_interleaved(tmp: Path) -> dict[str, Any]:
+    """Turn cost at several history lengths, measured side by side.
+
+    Sessions are first driven to 10, 100, 500 and 1,000 committed turns; then each takes one
+    turn in rotation, ``INTERLEAVED_ROUNDS`` times. A busy minute on a shared machine hits
+    every history length alike, so the comparison holds even when absolute figures drift.
+    """
+    sizes = [n for n in (10, 100, 500, 1000) if n <= LONG_TURNS]
+    store = SqliteStore(tmp / "interleaved.db")
+    wall: dict[int, list[float]] = {n: [] for n in sizes}
+    cpu: dict[int, list[float]] = {n: [] for n in sizes}
+    async with build_core(store) as core:
+        sessions = {}
+        for n in sizes:
+            sessions[n] = await core.session(f"h-{n}").open()
+            for _ in range(n):
+                await sessions[n].turn(PROMPT).run()
+        for r in range(INTERLEAVED_ROUNDS):
+            order = sizes if r % 2 == 0 else list(reversed(sizes))
+            for n in order:
+                w0, c0 = time.perf_counter(), time.process_time()
+                await sessions[n].turn(PROMPT).run()
+                cpu[n].append((time.process_time() - c0) * 1000)
+                wall[n].append((time.perf_counter() - w0) * 1000)
+    return {
+        "rounds": INTERLEAVED_ROUNDS,
+        "by_history": {
+            str(n): {
+                "wall_median_ms": round(statistics.median(wall[n]), 3),
+                "cpu_median_ms": round(statistics.median(cpu[n]), 3),
+                "wall_p90_ms": ms(wall[n], 90),
+            }
+            for n in sizes
+        },
+    }
+
+
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lash-scale-"))
     out: dict[str, Any] = {"name": "lash scale (SqliteStore, synchronous=FULL)", "group": "scale"}
     out["growth"] = await history_growth(tmp)
+    out["interleaved"] = await growth_interleaved(tmp)
     out["concurrency"] = await concurrency(tmp)
     out["memory"] = await session_memory(tmp, min(SESSIONS, 1000))
     out["peak_rss_mb"] = peak_rss_mb()
