@@ -1,10 +1,15 @@
 """A lash worker process serving the ``LashTurn`` Restate workflow (spawned by the tests).
 
-Configured through the environment: ``WORKER_PORT``, ``WORKER_DB`` (a SQLite store file shared
-by every worker), ``WORKER_MODEL_URL`` (an OpenAI-compatible endpoint), ``WORKER_LINES`` (the
-file the ``append_line`` tool appends to), optional ``WORKER_SYSTEM_PROMPT`` and
-``WORKER_PARK_MARKER``: when set and the marker file does not exist yet, the worker creates it
-and parks forever just before its second model call, so the test can SIGKILL it there.
+Configured through the environment:
+
+* ``WORKER_PORT``: the loopback port to serve on;
+* ``WORKER_DB``: a SQLite store file shared by every worker, or, with ``WORKER_PG_DSN`` and
+  ``WORKER_PG_SCHEMA`` (the store is then Postgres), the shared attachment directory;
+* ``WORKER_MODEL_URL``: an OpenAI-compatible endpoint;
+* ``WORKER_LINES``: the file the ``append_line`` tool appends to;
+* ``WORKER_SYSTEM_PROMPT`` (optional): changes every model request's envelope;
+* ``WORKER_PARK_MARKER`` (optional): when the marker file does not exist yet, the worker
+  creates it and parks forever just before its second model call, so the test can SIGKILL it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import lash
 from lash.durable.restate import turn_workflow
 from lash.providers import OpenAIChatProvider
 from lash.stores import SqliteStore
+from lash.stores.postgres import PostgresStore
 from lash.types import LlmRequest, StreamEvent
 
 
@@ -70,11 +76,20 @@ def build_app() -> object:
 
     async def make_core() -> lash.LashCore:
         provider = OpenAIChatProvider(api_key="k", base_url=os.environ["WORKER_MODEL_URL"])
+        dsn = os.environ.get("WORKER_PG_DSN")
+        store: SqliteStore | PostgresStore
+        if dsn:
+            store = PostgresStore(
+                dsn, schema=os.environ["WORKER_PG_SCHEMA"], attachments_root=os.environ["WORKER_DB"]
+            )
+            await store.open()
+        else:
+            store = SqliteStore(os.environ["WORKER_DB"])
         builder = (
             lash.LashCore.builder()
             .provider(ParkingProvider(provider, Path(marker) if marker else None))
             .model(lash.ModelSpec("test-model", context_window=100_000))
-            .store(SqliteStore(os.environ["WORKER_DB"]))
+            .store(store)
             .effect_host(lash.InlineEffectHost())
             .tools([append_line])
         )

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -30,6 +31,7 @@ from lash.durable.restate.local import (
     find_restate_server,
     free_port,
 )
+from lash.testing.postgres import PostgresUnavailable, TemporaryPostgres
 from lash.testing.wire import WireServer, load_script
 from lash.types import TurnResult
 
@@ -39,13 +41,72 @@ SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (
 DEADLINE_S = 60.0
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TemporaryPostgres]:
+    server = TemporaryPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        reason = f"PostgreSQL unavailable: {exc}"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+Counter = Callable[[], Awaitable[int]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[dict[str, str], Counter]]:
+    """Worker settings for a store shared by both workers, and a commit counter for it."""
+    if request.param == "sqlite":
+        db = tmp_path / "store.db"
+
+        async def count_sqlite() -> int:
+            return _commits(db)
+
+        yield {"WORKER_DB": str(db)}, count_sqlite
+        return
+    server: TemporaryPostgres = request.getfixturevalue("postgres")
+    schema = f"restate_{request.node.name.split('[')[0][-20:].lower()}_{os.getpid()}"
+    schema = "".join(c if c.isalnum() or c == "_" else "_" for c in schema)[:60]
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+
+    async def count() -> int:
+        return await _pg_commits(server.dsn, schema)
+
+    yield {"WORKER_DB": str(blobs), "WORKER_PG_DSN": server.dsn, "WORKER_PG_SCHEMA": schema}, count
+
+
+async def _pg_commits(dsn: str, schema: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval(f"SELECT count(*) FROM {schema}.lash_turn_commits")
+        return int(value)
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
 def restate_server() -> Iterator[LocalRestateServer]:
     binary = find_restate_server()
     if binary is None:
         reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     with LocalRestateServer(binary) as server:
         yield server
@@ -147,16 +208,17 @@ async def _crash_and_redrive(
     server: LocalRestateServer,
     tmp_path: Path,
     turn_id: str,
+    store: dict[str, str],
     second_env: dict[str, str],
     finish: Finish,
-) -> tuple[WireServer, object, Path, Path]:
+) -> tuple[WireServer, object, Path]:
     """Worker A runs model call 1 and the tool, is SIGKILLed before model call 2; worker B
     (same port, same store) takes over. Returns the wire server, what ``finish`` observed,
     the lines file and the store file."""
-    db, lines, marker = tmp_path / "store.db", tmp_path / "lines.txt", tmp_path / "parked"
+    lines, marker = tmp_path / "lines.txt", tmp_path / "parked"
     async with WireServer(*SCRIPTS) as wire:
         base = {
-            "WORKER_DB": str(db),
+            **store,
             "WORKER_LINES": str(lines),
             "WORKER_MODEL_URL": wire.url(),
         }
@@ -178,14 +240,18 @@ async def _crash_and_redrive(
             first.stop()
             if second is not None:
                 second.stop()
-    return wire, outcome, lines, db
+    return wire, outcome, lines
 
 
 async def test_a_killed_worker_turn_is_finished_by_another_worker_by_replay(
-    restate_server: LocalRestateServer, tmp_path: Path
+    restate_server: LocalRestateServer,
+    tmp_path: Path,
+    store_env: tuple[dict[str, str], Counter],
 ) -> None:
-    wire, outcome, lines, db = await _crash_and_redrive(
-        restate_server, tmp_path, "turn-replay", {}, _attach
+    store, commits = store_env
+    turn_id = f"turn-replay-{tmp_path.name}"
+    wire, outcome, lines = await _crash_and_redrive(
+        restate_server, tmp_path, turn_id, store, {}, _attach
     )
     assert not isinstance(outcome, Exception), outcome
     result = msgspec.convert(outcome, type=TurnResult)
@@ -195,16 +261,18 @@ async def test_a_killed_worker_turn_is_finished_by_another_worker_by_replay(
     assert lines.read_text() == "one\n"  # the tool ran once: the redrive replayed it
     wire.assert_exhausted()
     assert len(wire.exchanges) == 2  # each model request reached the model exactly once
-    assert _commits(db) == 1
+    assert await commits() == 1
 
 
 async def test_a_changed_envelope_on_redrive_fails_with_the_diverging_field(
     restate_server: LocalRestateServer, tmp_path: Path
 ) -> None:
-    wire, outcome, lines, db = await _crash_and_redrive(
+    db = tmp_path / "store.db"
+    wire, outcome, lines = await _crash_and_redrive(
         restate_server,
         tmp_path,
         "turn-mismatch",
+        {"WORKER_DB": str(db)},
         {"WORKER_SYSTEM_PROMPT": "a new prompt"},
         _last_failure,
     )
