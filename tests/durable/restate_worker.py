@@ -7,6 +7,7 @@ Configured through the environment:
   ``WORKER_PG_SCHEMA`` (the store is then Postgres), the shared attachment directory;
 * ``WORKER_MODEL_URL``: an OpenAI-compatible endpoint;
 * ``WORKER_LINES``: the file the ``append_line`` tool appends to;
+* ``WORKER_MEMORY_STORE`` (optional): use an in-memory store (the tier check refuses it);
 * ``WORKER_SYSTEM_PROMPT`` (optional): changes every model request's envelope;
 * ``WORKER_PARK_MARKER`` (optional): when the marker file does not exist yet, the worker
   creates it and parks forever just before its second model call, so the test can SIGKILL it.
@@ -29,7 +30,7 @@ import restate
 import lash
 from lash.durable.restate import turn_workflow
 from lash.providers import OpenAIChatProvider
-from lash.stores import SqliteStore
+from lash.stores import MemoryStore, SqliteStore
 from lash.stores.postgres import PostgresStore
 from lash.types import LlmRequest, StreamEvent
 
@@ -77,8 +78,10 @@ def build_app() -> object:
     async def make_core() -> lash.LashCore:
         provider = OpenAIChatProvider(api_key="k", base_url=os.environ["WORKER_MODEL_URL"])
         dsn = os.environ.get("WORKER_PG_DSN")
-        store: SqliteStore | PostgresStore
-        if dsn:
+        store: SqliteStore | PostgresStore | MemoryStore
+        if os.environ.get("WORKER_MEMORY_STORE"):
+            store = MemoryStore()
+        elif dsn:
             store = PostgresStore(
                 dsn, schema=os.environ["WORKER_PG_SCHEMA"], attachments_root=os.environ["WORKER_DB"]
             )

@@ -326,3 +326,28 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             assert _commits(tmp_path / "store.db") == 2
         finally:
             worker.stop()
+
+
+async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_runs(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    server = restate_server
+    async with WireServer(*SCRIPTS) as wire:
+        env = {
+            "WORKER_MEMORY_STORE": "1",
+            "WORKER_DB": str(tmp_path / "unused.db"),
+            "WORKER_LINES": str(tmp_path / "lines.txt"),
+            "WORKER_MODEL_URL": wire.url(),
+        }
+        worker = Worker(free_port(), env, tmp_path / "w.log")
+        try:
+            await worker.ready()
+            await asyncio.to_thread(server.register, f"http://127.0.0.1:{worker.port}")
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(server.send, "LashTurn", "turn-memory", "run", body)
+            outcome = await _attach(server, "turn-memory")
+        finally:
+            worker.stop()
+    assert isinstance(outcome, RestateHttpError), outcome
+    assert "durable_store_required:attachment_store" in outcome.body
+    assert wire.exchanges == [] and not (tmp_path / "lines.txt").exists()

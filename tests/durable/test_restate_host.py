@@ -275,3 +275,21 @@ async def test_a_durable_host_on_a_memory_store_fails_before_anything_runs() -> 
             await session.turn("go").turn_id("t1").effects(RestateEffectHost(journal)).run()
     assert str(info.value.code) == "durable_store_required:attachment_store"
     assert journal.entries == [] and model.requests == []
+
+
+async def test_the_durable_turn_refuses_a_memory_store_before_opening_or_journaling() -> None:
+    journal = FakeJournal()
+    model = ScriptedProvider([reply("never")])
+    async with _core(MemoryStore(), model, []) as core:
+        with pytest.raises(LashRuntimeError) as info:
+            await run_durable_turn(
+                journal,
+                core,
+                session_id="s1",
+                turn_id="t1",
+                turn_input="go",
+                owner=opaque_owner("o", "i"),
+            )
+        assert await core.list_sessions() == []
+    assert str(info.value.code) == "durable_store_required:attachment_store"
+    assert journal.entries == [] and model.requests == []

@@ -27,10 +27,11 @@ from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedCo
 from restate.serde import BytesSerde
 
 from lash.durable.restate.host import EFFECT_HASH_MISMATCH, JournalingContext, RestateEffectHost
-from lash.errors import LashRuntimeError
+from lash.errors import DurableStoreFacet, LashRuntimeError
 from lash.runtime.core import LashCore
 from lash.runtime.effect_host import CancelReceipt, TurnControl
 from lash.runtime.scope import require_id
+from lash.stores.base import DurabilityTier
 from lash.stores.liveness import opaque_owner
 from lash.types import CancellationEvidence, LeaseOwner, TurnInput, to_builtins
 
@@ -95,6 +96,7 @@ async def run_durable_turn(
     """
     require_id(session_id, "session id")
     require_id(turn_id, "turn id")
+    _require_durable_stores(core)
     session = await core.session(session_id).owner(owner).open()
     try:
         opened_at = session.head_revision
@@ -122,6 +124,17 @@ async def run_durable_turn(
         return data
     finally:
         await session.close()
+
+
+def _require_durable_stores(core: LashCore) -> None:
+    """The turn-start tier check, made before the session opens or anything is journaled."""
+    cfg = core.config
+    if cfg.attachments.tier is not DurabilityTier.DURABLE:
+        raise LashRuntimeError.durable_store_required(DurableStoreFacet.ATTACHMENT_STORE)
+    if cfg.process_envs.tier is not DurabilityTier.DURABLE:
+        raise LashRuntimeError.durable_store_required(DurableStoreFacet.PROCESS_ENV_STORE)
+    if cfg.store is None or cfg.store.tier is not DurabilityTier.DURABLE:
+        raise LashRuntimeError.durable_store_required(DurableStoreFacet.SESSION_STORE)
 
 
 def turn_workflow(
