@@ -202,7 +202,7 @@ def trace_view(
 
 @app.command()
 def demo() -> None:
-    """Run the offline durability demo (scripted model, SIGKILLed worker, takeover)."""
+    """Run the offline durability demo (loopback model server, SIGKILLed worker, takeover)."""
     from lash.cli.demo import run
 
     raise typer.Exit(run())
