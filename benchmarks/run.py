@@ -88,26 +88,28 @@ def pick_median_rounds(rounds: list[list[dict]]) -> tuple[list[dict], dict[str, 
     return picked, spread
 
 
-def run_baseline(rev: str, rounds: int) -> dict[str, Any]:
-    """The lash rows again on ``src/`` as of ``rev`` (extracted with ``git archive``)."""
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+def baseline_env(rev: str | None, revert: list[str]) -> tuple[str, dict[str, str]]:
+    """A baseline ``src/`` and the env that imports it.
+
+    Either ``src/`` as of ``rev``, or ``src/`` as of HEAD with the ``src/`` changes of the
+    ``revert`` commits undone (isolates those commits from everyone else's work since).
+    """
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=True).stdout
+
+    base = rev or "HEAD"
+    sha = git("rev-parse", "--short", base).decode().strip()
     tmp = Path(tempfile.mkdtemp(prefix="lash-baseline-"))
-    archive = subprocess.run(
-        ["git", "archive", sha, "src"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-    env = {"PYTHONPATH": str(tmp / "src")}
-    print(f"baseline: lash rows at {sha}", file=sys.stderr)
-    per_round = [
-        [row for script, arg in LASH_ROWS for row in run_row(LASH_PY, script, arg, env)]
-        for _ in range(rounds)
-    ]
-    rows, _ = pick_median_rounds(per_round)
-    growth = {**env, "BENCH_TURNS": str(BASELINE_GROWTH_TURNS), "BENCH_SESSIONS": "1"}
-    long_rows = run_row(LASH_PY, "lash_turns.py", "sqlite", growth)
-    return {"rev": sha, "rows": rows, "long": long_rows[0]}
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=git("archive", sha, "src"), check=True)
+    for commit in revert:
+        patch = git("show", "--format=", commit, "--", "src")
+        subprocess.run(["patch", "-p1", "-R", "-s"], cwd=tmp, input=patch, check=True)
+    label = f"{sha} minus {', '.join(revert)}" if revert else sha
+    return label, {"PYTHONPATH": str(tmp / "src")}
+
+
+BASELINE_TAG = " [baseline]"
 
 
 def machine() -> dict[str, Any]:
@@ -159,6 +161,10 @@ def main() -> None:
         "--baseline-rev",
         help="also run the lash rows on src/ as of this git revision (before/after comparison)",
     )
+    parser.add_argument(
+        "--baseline-revert",
+        help="comma-separated commits: the baseline is HEAD's src/ with these commits undone",
+    )
     args = parser.parse_args()
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
@@ -175,16 +181,51 @@ def main() -> None:
     print("fsync probe", file=sys.stderr)
     results["fsync_before"] = run_row(LASH_PY, "fsync_probe.py", "")[0]
     print("turn benchmark", file=sys.stderr)
-    rows = [(LASH_PY, s, a) for s, a in LASH_ROWS]
+    rows: list[tuple[Path, str, str, dict[str, str] | None]] = [
+        (LASH_PY, s, a, None) for s, a in LASH_ROWS
+    ]
+    base_env: dict[str, str] | None = None
+    revert = [c for c in (args.baseline_revert or "").split(",") if c]
+    if args.baseline_rev or revert:
+        try:
+            sha, base_env = baseline_env(args.baseline_rev, revert)
+        except subprocess.CalledProcessError as err:
+            print(f"  baseline skipped: {err}", file=sys.stderr)
+        else:
+            rows += [(LASH_PY, s, a, base_env) for s, a in LASH_ROWS]
     if args.with_peers:
-        rows += [(PEERS_PY, s, a) for s, a in PEER_ROWS]
+        rows += [(PEERS_PY, s, a, None) for s, a in PEER_ROWS]
     rounds: list[list[dict]] = []
     for n in range(args.rounds):
         print(f" round {n + 1} of {args.rounds}", file=sys.stderr)
-        rounds.append([row for python, script, arg in rows for row in run_row(python, script, arg)])
-    results["turns"], results["turn_rounds"] = pick_median_rounds(rounds)
-    if args.baseline_rev:
-        results["baseline"] = run_baseline(args.baseline_rev, args.rounds)
+        this_round: list[dict] = []
+        for python, script, arg, env in rows:
+            for row in run_row(python, script, arg, env):
+                if env is not None:  # the baseline's copy of a lash row
+                    row["name"] += BASELINE_TAG
+                this_round.append(row)
+        rounds.append(this_round)
+    picked, results["turn_rounds"] = pick_median_rounds(rounds)
+    results["turns"] = [r for r in picked if not r["name"].endswith(BASELINE_TAG)]
+    if base_env is not None:
+        print(f"baseline: one long session at {sha}", file=sys.stderr)
+        growth = {**base_env, "BENCH_TURNS": str(BASELINE_GROWTH_TURNS), "BENCH_SESSIONS": "1"}
+        results["baseline"] = {
+            "rev": sha,
+            "rows": [
+                {**r, "name": r["name"][: -len(BASELINE_TAG)]}
+                for r in picked
+                if r["name"].endswith(BASELINE_TAG)
+            ],
+            "long": run_row(LASH_PY, "lash_turns.py", "sqlite", growth)[0],
+            # the same long session on this tree, right after, for a like-for-like pair
+            "long_after": run_row(
+                LASH_PY,
+                "lash_turns.py",
+                "sqlite",
+                {"BENCH_TURNS": str(BASELINE_GROWTH_TURNS), "BENCH_SESSIONS": "1"},
+            )[0],
+        }
     if args.with_peers:
         print(f"growth: one session of {args.growth_turns} turns per durable row", file=sys.stderr)
         env = {"BENCH_TURNS": str(args.growth_turns), "BENCH_SESSIONS": "1"}
