@@ -325,6 +325,35 @@ def baseline_section(results: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def args_history(results: dict[str, Any]) -> list[dict[str, Any]]:
+    path = HERE / "results" / "history.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def history_section(runs: list[dict[str, Any]]) -> list[str]:
+    if len(runs) < 2:
+        return []
+    out = [
+        "",
+        "Run-to-run spread on this shared machine (every full `--with-peers` run recorded in "
+        "`benchmarks/results/history.jsonl`; the tree under test moved between runs as other "
+        "work landed):",
+        "",
+        "| run (UTC) | lash SQLite ms | fastest durable peer | peer ms | ratio | load (1 min) "
+        "| fsync ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        out.append(
+            f"| {r['date_utc']} | {fmt(r['lash_sqlite_ms'])} | {r['fastest_durable_peer']} "
+            f"| {fmt(r['peer_ms'])} | {fmt(r['ratio'])} | {fmt(r.get('load1'))} "
+            f"| {fmt(r.get('fsync_wal_ms'), 3)} |"
+        )
+    return out
+
+
 def render(results: dict[str, Any], plotted: bool) -> str:
     rows = results["turns"]
     base = fastest_durable_peer(rows)
@@ -373,6 +402,7 @@ def render(results: dict[str, Any], plotted: bool) -> str:
             f"A durable lash turn took a median **{lash_sql['median_ms']:.2f} ms** "
             "(peers not run: `bash benchmarks/run.sh --with-peers`)."
         )
+    lines += history_section(args_history(results))
     lines += [
         "",
         "## 1. Turn benchmark",

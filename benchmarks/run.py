@@ -112,6 +112,30 @@ def baseline_env(rev: str | None, revert: list[str]) -> tuple[str, dict[str, str
 BASELINE_TAG = " [baseline]"
 
 
+def append_history(results: dict[str, Any], path: Path) -> None:
+    """One summary line per full run, so the report can show run-to-run spread."""
+    rows = {r["name"]: r for r in results["turns"] if "median_ms" in r}
+    lash = next((r for n, r in rows.items() if n.startswith("lash + Sqlite")), None)
+    mem = next((r for n, r in rows.items() if n.startswith("lash + Memory")), None)
+    peers = [r for r in rows.values() if r.get("group") == "peer" and r.get("durable")]
+    if lash is None or not peers:
+        return
+    best = min(peers, key=lambda r: r["median_ms"])
+    line = {
+        "date_utc": results["date_utc"],
+        "lash_sqlite_ms": lash["median_ms"],
+        "lash_memory_ms": mem["median_ms"] if mem else None,
+        "fastest_durable_peer": best["name"],
+        "peer_ms": best["median_ms"],
+        "ratio": round(lash["median_ms"] / best["median_ms"], 3),
+        "load1": round(results["machine"]["loadavg_at_start"][0], 2),
+        "fsync_wal_ms": results.get("fsync_before", {}).get("commit_median_ms", {}).get("WAL/FULL"),
+        "rounds": len(next(iter(results.get("turn_rounds", {}).values()), [None])),
+    }
+    with path.open("a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -240,6 +264,7 @@ def main() -> None:
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
+    append_history(results, args.out.parent / "history.jsonl")
     print(f"wrote {args.out}", file=sys.stderr)
 
 
