@@ -58,7 +58,7 @@ from lash.runtime.plugins import (
 from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
 from lash.tools import ToolContext, execute_tool_call, project_output
-from lash.tools.base import Tool
+from lash.tools.base import Tool, ToolAttachments
 from lash.trace.base import TraceContext, Tracer
 from lash.types import (
     AgentFrameRecord,
@@ -795,6 +795,13 @@ class PhysicalTurn:
                     tool_name=call.name,
                     replay_key=key,
                     attempt=attempt,
+                    attachments=ToolAttachments(
+                        self.cfg.attachments,
+                        self.session_id,
+                        turn_id=self.turn_id,
+                        on_put=lambda ref: self.attachment_ids.append(ref.id),
+                    ),
+                    trace=self.tracer,
                 )
                 contexts.append(ctx)
                 return ctx

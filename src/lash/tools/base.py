@@ -3,17 +3,32 @@
 
 ``ToolContext.idempotency_key`` is derived from the call's replay key, so it is the same every
 time the same attempt is replayed: a tool can make its own side effect exactly-once with it.
+
+``ToolContext.attachments`` (a :class:`ToolAttachments`) and ``ToolContext.trace`` are handed
+in by the runtime for calls made inside a turn; both are ``None`` when a tool runs elsewhere
+(a unit test, a process row without a session), so tools must check before using them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from lash.types import ToolCallOutput, ToolSpec
+from lash.types import AttachmentRef, ToolCallOutput, ToolSpec
 
-__all__ = ["Tool", "ToolContext", "ToolError", "ToolProvider", "ToolRetryPolicy"]
+if TYPE_CHECKING:
+    from lash.stores.base import AttachmentStore
+    from lash.trace.base import Tracer
+
+__all__ = [
+    "Tool",
+    "ToolAttachments",
+    "ToolContext",
+    "ToolError",
+    "ToolProvider",
+    "ToolRetryPolicy",
+]
 
 ToolRetryPolicy = Literal["never", "safe", "idempotent"]
 
@@ -41,10 +56,51 @@ class ToolError(Exception):
         self.retryable = retry_after_ms is not None if retryable is None else retryable
 
 
+class ToolAttachments:
+    """The session's attachment store, narrowed to what one tool call may do.
+
+    Every blob a tool stores is referenced by the call's session and owned by its turn (the
+    turn commits the reference with its own commit, so an aborted turn leaves only an
+    intent that a sweep can reclaim). Reads see only blobs this session references.
+    """
+
+    __slots__ = ("_on_put", "_store", "session_id", "turn_id")
+
+    def __init__(
+        self,
+        store: AttachmentStore,
+        session_id: str,
+        *,
+        turn_id: str | None = None,
+        on_put: Callable[[AttachmentRef], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._on_put = on_put
+        self.session_id = session_id
+        self.turn_id = turn_id
+
+    async def put(self, data: bytes, media_type: str, label: str | None = None) -> AttachmentRef:
+        """Store ``data`` for this session and return its content-addressed reference."""
+        ref = await self._store.put(
+            self.session_id, data, media_type, label=label, owner_turn_id=self.turn_id
+        )
+        if self._on_put is not None:
+            self._on_put(ref)
+        return ref
+
+    async def get(self, attachment_id: str) -> bytes:
+        """The bytes of a blob this session references (the store's ``not_found`` otherwise)."""
+        return await self._store.get(self.session_id, attachment_id)
+
+    def __repr__(self) -> str:
+        return f"ToolAttachments(session_id={self.session_id!r}, turn_id={self.turn_id!r})"
+
+
 class ToolContext:
-    """What a running tool may know about its call."""
+    """What a running tool may know about its call, plus the capabilities it may use."""
 
     __slots__ = (
+        "attachments",
         "attempt",
         "call_id",
         "cancelled",
@@ -52,6 +108,7 @@ class ToolContext:
         "replay_key",
         "session_id",
         "tool_name",
+        "trace",
         "turn_id",
         "extras",
     )
@@ -67,6 +124,8 @@ class ToolContext:
         attempt: int = 1,
         cancelled: asyncio.Event | None = None,
         extras: Mapping[str, Any] | None = None,
+        attachments: ToolAttachments | None = None,
+        trace: Tracer | None = None,
     ) -> None:
         self.session_id = session_id
         self.turn_id = turn_id
@@ -77,6 +136,8 @@ class ToolContext:
         self.idempotency_key = f"{replay_key}:attempt:{attempt}"
         self.cancelled = cancelled or asyncio.Event()
         self.extras: Mapping[str, Any] = extras or {}
+        self.attachments = attachments
+        self.trace = trace
 
     def __repr__(self) -> str:
         return (

@@ -1,14 +1,20 @@
-"""``read_file`` and ``write``: windowed reads of files and directories, whole-file writes."""
+"""``read_file`` and ``write``: windowed reads of files and directories, whole-file writes.
+
+``read_file`` on a png/jpeg/gif/webp/bmp image (recognised by its magic bytes, not its name)
+stores the bytes as a session attachment through ``ctx.attachments`` and returns a payload
+naming it, with the pixel size when the header gives it cheaply.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from pathlib import Path
+import struct
 from typing import Annotated, Any
 
 import msgspec
 
-from lash.tools.base import ToolError
+from lash.tools.base import ToolContext, ToolError
 from lash.tools.builtin._workspace import Workspace
 from lash.tools.decorator import FunctionTool, tool
 
@@ -18,37 +24,26 @@ DEFAULT_LIMIT = 2000
 MAX_LINE_CHARS = 2000
 MAX_OUTPUT_BYTES = 50 * 1024
 BINARY_SNIFF_BYTES = 8192
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 
 def make_read_file(ws: Workspace) -> FunctionTool:
     """The ``read_file`` tool for ``ws``."""
 
     @tool(name="read_file", retry="safe", max_attempts=2, base_delay_ms=25, max_delay_ms=100)
-    def read_file(
+    async def read_file(
+        ctx: ToolContext,
         path: Annotated[str, "File or directory path, relative to the workspace root."],
         offset: Annotated[int, msgspec.Meta(ge=1, description="First line to show (1-based).")] = 1,
         limit: Annotated[int, msgspec.Meta(ge=1, description="Maximum lines to show.")] = (
             DEFAULT_LIMIT
         ),
-    ) -> str:
-        """Read a known file or directory. Text comes back as `LINE: text` lines; a directory comes back as a sorted, paginated entry list (`name/` for directories). Default: 2000 lines. Use `glob` to discover paths."""  # noqa: E501
-        target = ws.resolve(path)
-        if not target.exists():
-            raise ToolError(
-                f"Path does not exist: {path}. Use `glob` to locate the correct path.",
-                code="file_not_found",
-            )
-        if target.is_dir():
-            entries = sorted(f"{e.name}/" if e.is_dir() else e.name for e in os.scandir(target))
-            return _window(iter(entries), offset, limit, "entries", lambda _n, e: e)
-        if _is_binary(target):
-            raise ToolError(
-                f"Binary file detected: {path}. Inspect binary files with `exec_command`.",
-                code="binary_file",
-            )
-        with target.open("rb") as handle:
-            lines = (_decode_line(raw) for raw in handle)
-            return _window(lines, offset, limit, "lines", lambda n, text: f"{n}: {text}")
+    ) -> str | dict[str, Any]:
+        """Read a known file or directory. Text comes back as `LINE: text` lines; a directory comes back as a sorted, paginated entry list (`name/` for directories); an image (png, jpeg, gif, webp, bmp) is stored as an attachment and comes back as its reference and size. Default: 2000 lines. Use `glob` to discover paths."""  # noqa: E501
+        result = await asyncio.to_thread(_read_sync, ws, path, offset, limit)
+        if isinstance(result, str):
+            return result
+        return await _attach_image(ctx, ws.display(ws.resolve(path)), result)
 
     return read_file
 
@@ -78,9 +73,162 @@ def make_write(ws: Workspace) -> FunctionTool:
     return write
 
 
-def _is_binary(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return b"\x00" in handle.read(BINARY_SNIFF_BYTES)
+class _Image(msgspec.Struct, frozen=True):
+    """An image file read whole, before it is stored."""
+
+    media_type: str
+    data: bytes
+    size: tuple[int, int] | None
+
+
+def _read_sync(ws: Workspace, path: str, offset: int, limit: int) -> str | _Image:
+    """The blocking part of ``read_file`` (run in a worker thread)."""
+    target = ws.resolve(path)
+    if not target.exists():
+        raise ToolError(
+            f"Path does not exist: {path}. Use `glob` to locate the correct path.",
+            code="file_not_found",
+        )
+    if target.is_dir():
+        entries = sorted(f"{e.name}/" if e.is_dir() else e.name for e in os.scandir(target))
+        return _window(iter(entries), offset, limit, "entries", lambda _n, e: e)
+    with target.open("rb") as handle:
+        head = handle.read(BINARY_SNIFF_BYTES)
+    media_type = image_media_type(head)
+    if media_type is not None:
+        size = target.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ToolError(
+                f"Image too large to attach: {path} is {size} bytes "
+                f"(limit {MAX_IMAGE_BYTES} bytes).",
+                code="file_too_large",
+            )
+        data = target.read_bytes()
+        return _Image(media_type=media_type, data=data, size=image_size(media_type, data))
+    if b"\x00" in head:
+        raise ToolError(
+            f"Binary file detected: {path}. Inspect binary files with `exec_command`.",
+            code="binary_file",
+        )
+    with target.open("rb") as handle:
+        lines = (_decode_line(raw) for raw in handle)
+        return _window(lines, offset, limit, "lines", lambda n, text: f"{n}: {text}")
+
+
+async def _attach_image(ctx: ToolContext, shown: str, image: _Image) -> dict[str, Any]:
+    if ctx.attachments is None:
+        raise ToolError(
+            f"{shown} is an image ({image.media_type}) and this call has no attachment store "
+            "to put it in; images can only be read inside a session turn.",
+            code="attachments_unavailable",
+        )
+    ref = await ctx.attachments.put(image.data, image.media_type, label=shown)
+    dims = f", {image.size[0]}x{image.size[1]}" if image.size else ""
+    payload: dict[str, Any] = {
+        "summary": (
+            f"Stored image {shown} ({image.media_type}, {ref.byte_len} bytes{dims}) "
+            f"as attachment {ref.id}."
+        ),
+        "path": shown,
+        "attachment": {
+            "id": ref.id,
+            "uri": ref.uri,
+            "media_type": ref.media_type,
+            "byte_len": ref.byte_len,
+        },
+    }
+    if image.size is not None:
+        payload["width"], payload["height"] = image.size
+    return payload
+
+
+def image_media_type(head: bytes) -> str | None:
+    """The image media type ``head`` (the first bytes of a file) starts with, if any."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return "image/bmp"
+    return None
+
+
+def image_size(media_type: str, data: bytes) -> tuple[int, int] | None:
+    """Width and height from the image header, or ``None`` if it is not where expected."""
+    try:
+        if media_type == "image/png":
+            if data[12:16] != b"IHDR":
+                return None
+            return _pair(struct.unpack(">II", data[16:24]))
+        if media_type == "image/gif":
+            return _pair(struct.unpack("<HH", data[6:10]))
+        if media_type == "image/bmp":
+            return _bmp_size(data)
+        if media_type == "image/webp":
+            return _webp_size(data)
+        if media_type == "image/jpeg":
+            return _jpeg_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _pair(values: tuple[Any, ...]) -> tuple[int, int] | None:
+    width, height = int(values[0]), int(values[1])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    (header_len,) = struct.unpack("<I", data[14:18])
+    if header_len == 12:  # OS/2 BITMAPCOREHEADER
+        return _pair(struct.unpack("<HH", data[18:22]))
+    width, height = struct.unpack("<ii", data[18:26])
+    return _pair((width, abs(height)))  # negative height means top-down rows
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8L" and data[20:21] == b"\x2f":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return _pair((width & 0x3FFF, height & 0x3FFF))
+    return None
+
+
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the marker segments up to the first start-of-frame (no pixel decoding)."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers carry no length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return _pair((width, height))
+        if marker == 0xDA or length < 2:  # scan data starts: no frame header before it
+            return None
+        pos += 2 + length
+    return None
 
 
 def _decode_line(raw: bytes) -> str:
