@@ -29,7 +29,13 @@ from lash.stores.sqlite import SqliteStore, _thread
 TURNS = int(os.environ.get("PROFILE_TURNS", "300"))
 WARMUP = int(os.environ.get("PROFILE_WARMUP", "20"))
 
-AREAS = [
+AREAS = [  # first match wins
+    ("selectors", "waiting in epoll (for the SQLite thread)"),
+    ("'poll' of 'select.epoll'", "waiting in epoll (for the SQLite thread)"),
+    ("'put' of '_queue.SimpleQueue'", "thread hand-off (queue put, self-pipe)"),
+    ("'recv' of '_socket.socket'", "thread hand-off (queue put, self-pipe)"),
+    ("_write_to_self", "thread hand-off (queue put, self-pipe)"),
+    ("_read_from_self", "thread hand-off (queue put, self-pipe)"),
     ("/lash/kernel/", "lash.kernel (turn machine)"),
     ("/lash/runtime/", "lash.runtime (driver, session, lease)"),
     ("/lash/stores/", "lash.stores (front end on the loop)"),
@@ -39,8 +45,6 @@ AREAS = [
     ("/lash/", "lash (other)"),
     ("asyncio", "asyncio event loop"),
     ("msgspec", "msgspec codecs"),
-    ("selectors", "waiting (epoll)"),
-    ("{method 'poll'", "waiting (epoll)"),
     ("uuid", "uuid"),
     ("benchmarks", "benchmark model + tool"),
 ]

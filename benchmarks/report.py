@@ -242,7 +242,8 @@ def profile_section(profile: dict[str, Any] | None) -> list[str]:
     out = [
         f"cProfile over {profile['turns']} durable turns after a warm-up (profiled: "
         f"{profile['profiled_wall_ms_per_turn']} ms wall, {profile['profiled_cpu_ms_per_turn']} "
-        "ms CPU per turn; the profiler roughly doubles the loop thread's cost).",
+        "ms CPU per turn; the profiler roughly doubles the loop thread's cost)"
+        + (f" — {profile['note']}." if profile.get("note") else "."),
         "",
         "Event-loop thread, own time by area:",
         "",
