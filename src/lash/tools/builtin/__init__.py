@@ -5,6 +5,10 @@ where a list of tools is expected) that is also a :class:`~lash.tools.base.ToolP
 and owns the running ``start_command`` processes (``await tools.aclose()`` kills them).
 Tool names and arguments follow lash: ``read_file``, ``glob``, ``grep``, ``edit``,
 ``write``, ``exec_command``, ``start_command``, ``write_stdin``.
+
+``web_tools(api_key=None, base_url=None)`` returns ``fetch_url`` and ``search_web`` when a
+search API key is configured (argument or ``$LASH_WEB_API_KEY``) and ``[]`` otherwise; see
+:mod:`lash.tools.builtin.web` for the search contract and error codes.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from lash.tools.builtin.edit import make_edit
 from lash.tools.builtin.files import make_read_file, make_write
 from lash.tools.builtin.search import make_glob, make_grep
 from lash.tools.builtin.shell import ProcessTable, ShellConfig, make_shell_tools
+from lash.tools.builtin.web import web_tools
 
-__all__ = ["Workspace", "WorkspaceTools", "workspace_tools"]
+__all__ = ["Workspace", "WorkspaceTools", "web_tools", "workspace_tools"]
 
 
 class WorkspaceTools(Sequence[Tool]):
