@@ -7,7 +7,9 @@
 #                                          # matplotlib) and run them side by side, then write
 #                                          # docs/performance.md and docs/performance-turn-cost.png
 #
-# Extra flags go to benchmarks/run.py (e.g. --skip-scale, --growth-turns 200).
+# Extra flags go to benchmarks/run.py: --rounds N (turn rows, interleaved; default 3),
+# --skip-scale, --growth-turns N, --baseline-rev REV or --baseline-revert C1,C2 (before/after).
+# Results: benchmarks/results/latest.json (+ a line in history.jsonl); report: docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
