@@ -166,3 +166,34 @@ def test_a_line_typed_during_a_turn_joins_it(tmp_path: Path) -> None:
     assert len(requests) == 2
     last = requests[1]["messages"][-1]
     assert last["role"] == "user" and last["parts"][0]["text"] == "also this"
+
+
+def test_a_tab_prefixed_line_during_a_turn_is_queued_for_the_next_turn(tmp_path: Path) -> None:
+    steps = write_steps(
+        tmp_path / "s.json",
+        [
+            {"tool_call": {"name": "exec_command", "arguments": {"cmd": "sleep 1"}}},
+            {"reply": "done with sleep"},
+            {"reply": "now the queued one"},
+        ],
+    )
+    trace = tmp_path / "t.jsonl"
+    child = _spawn(tmp_path, steps, "--trace", str(trace))
+    child.expect("› ")
+    child.sendline("run sleep")
+    child.expect("⚙ exec_command")
+    child.sendline("\tafterwards please")
+    child.expect(re.escape("(queued for the next turn)"))
+    child.expect("done with sleep")
+    child.expect("now the queued one")
+    child.expect("› ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    requests = [
+        r["payload"]["request"] for r in load_records(trace) if r["type"] == "llm_call_started"
+    ]
+    assert len(requests) == 3
+    assert requests[1]["messages"][-1]["role"] == "tool"  # it did not join the running turn
+    assert requests[2]["messages"][-1]["parts"][0]["text"] == "afterwards please"

@@ -3,8 +3,8 @@
 Line-oriented on purpose (works in any terminal, a pty or a pipe): text streams as the model
 writes it, tool calls and token usage appear as dim lines, Ctrl+C cancels the running turn
 (twice at an idle prompt quits), and a line typed while a turn runs is injected into that
-turn at its next safe checkpoint (or runs right after it). Piped input runs line by line,
-one turn per line.
+turn at its next safe checkpoint (or runs right after it); a line that starts with Tab is
+queued for the next full turn instead. Piped input runs line by line, one turn per line.
 """
 
 from __future__ import annotations
@@ -327,12 +327,17 @@ class Chat:
             if line is None:
                 self._deferred.append("/exit")
                 return
+            next_turn = line.startswith("\t")  # Tab first: queue for the next full turn
             line = line.strip()
             if not line:
                 continue
             if line.startswith("/"):
                 self._deferred.append(line)
                 self._say(f"(queued {line.split()[0]} until the turn ends)", "dim")
+                continue
+            if next_turn:
+                await self.session.enqueue(line, ingress=TurnInputIngress.next_turn())
+                self._say("(queued for the next turn)", "dim")
                 continue
             await self.session.enqueue(line, ingress=TurnInputIngress.active_turn(turn.turn_id))
             self._say("(queued for the running turn)", "dim")
