@@ -1,6 +1,8 @@
-"""Turn benchmark rows for lash: ``memory`` (MemoryStore) or ``sqlite`` (synchronous=FULL).
+"""Turn benchmark rows for lash: ``memory`` (MemoryStore), ``sqlite`` (synchronous=FULL) or
+``postgres`` (a throw-away local PostgreSQL with fsync=on, synchronous_commit=on).
 
-Usage: ``python benchmarks/lash_turns.py memory|sqlite`` — prints one ``BENCH {json}`` line.
+Usage: ``python benchmarks/lash_turns.py memory|sqlite|postgres`` — prints one ``BENCH {json}``
+line.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import time
 from pathlib import Path
 
 from lash_model import MODEL, BenchModel, lookup
+from pg_server import DurablePostgres, new_schema, schema_bytes, server_settings
 from workload import PROMPT, TurnRecorder, emit, sqlite_logical_bytes
 
 import lash
-from lash.stores import MemoryStore
+from lash.stores import MemoryStore, PostgresStore
 from lash.stores.sqlite import SqliteStore
 
 
@@ -32,17 +35,35 @@ def build_core(store: lash.stores.SessionStore) -> lash.LashCore:
     )
 
 
-async def run(kind: str) -> None:
-    durable = kind == "sqlite"
-    rec = TurnRecorder(
-        name=f"lash + {'SqliteStore (synchronous=FULL)' if durable else 'MemoryStore'}",
-        group="lash",
-        durable=durable,
-        notes="one fsync'd commit per turn" if durable else "no durability",
-    )
+NAMES = {
+    "memory": ("lash + MemoryStore", "no durability"),
+    "sqlite": ("lash + SqliteStore (synchronous=FULL)", "one fsync'd commit per turn"),
+    "postgres": (
+        "lash + PostgresStore (fsync=on)",
+        "local PostgreSQL 15 over loopback TCP (asyncpg), fsync=on, synchronous_commit=on; "
+        "bytes are pg_total_relation_size of the schema's tables",
+    ),
+}
+
+
+async def run(kind: str, dsn: str | None = None) -> None:
+    durable = kind != "memory"
+    name, notes = NAMES[kind]
+    rec = TurnRecorder(name=name, group="lash", durable=durable, notes=notes)
     tmp = Path(tempfile.mkdtemp(prefix="lash-bench-"))
     db = tmp / "lash.db"
-    store: lash.stores.SessionStore = SqliteStore(db) if durable else MemoryStore()
+    schema = new_schema()
+    store: lash.stores.SessionStore
+    if kind == "postgres":
+        assert dsn is not None
+        pg_store = PostgresStore(dsn, schema=schema, attachments_root=tmp / "blobs")
+        await pg_store.open()
+        store = pg_store
+        rec.extra["postgres"] = await server_settings(dsn)
+    elif kind == "sqlite":
+        store = SqliteStore(db)
+    else:
+        store = MemoryStore()
     cpu: list[float] = []
     async with build_core(store) as core:
         for s in range(rec.sessions):
@@ -55,15 +76,30 @@ async def run(kind: str) -> None:
                 cpu.append((time.process_time() - cpu_start) * 1000)
                 if result.outcome.kind != "finished":
                     raise SystemExit(f"turn did not finish: {result.outcome}")
-                if durable and s == 0:
+                if s == 0 and kind == "sqlite":
                     rec.bytes_series.append(sqlite_logical_bytes(db))
-    if durable:
+                elif s == 0 and kind == "postgres":
+                    assert dsn is not None
+                    rec.bytes_series.append(await schema_bytes(dsn, schema))
+    if kind == "sqlite":
         rec.final_bytes = sqlite_logical_bytes(db)
+    elif kind == "postgres":
+        assert dsn is not None
+        rec.final_bytes = await schema_bytes(dsn, schema)
     # CPU time (both threads) is steadier than wall time on a shared machine's disk.
+    # For Postgres it is this process only; the server's CPU is not counted.
     rec.extra["cpu_median_ms"] = round(statistics.median(cpu), 3)
     rec.extra["cpu_ms_session0"] = [round(c, 3) for c in cpu[: rec.turns]]
     emit(rec.summary())
 
 
+def main(kind: str) -> None:
+    if kind == "postgres":
+        with DurablePostgres() as pg:
+            asyncio.run(run(kind, pg.dsn))
+    else:
+        asyncio.run(run(kind))
+
+
 if __name__ == "__main__":
-    asyncio.run(run(sys.argv[1] if len(sys.argv) > 1 else "sqlite"))
+    main(sys.argv[1] if len(sys.argv) > 1 else "sqlite")

@@ -1,0 +1,241 @@
+"""Worker scaling on PostgresStore: N worker processes drain pre-enqueued turns.
+
+``python benchmarks/pg_workers.py`` — prints one ``BENCH {json}`` line. For each N in
+``BENCH_PG_WORKERS`` (default 1,2,4) a fresh schema gets ``BENCH_PG_SESSIONS`` sessions
+(default 300) with one pending turn input each; then N processes, each a ``LashCore`` on the
+same database (same scripted model and tool as the turn rows), loop over
+``store.list_sessions_with_pending_work()`` and call ``session.process_pending()`` until nothing
+is pending. The session lease decides which worker runs a session; a worker that finds a
+session held by another counts a busy skip and moves on. Each pending input is exactly one turn
+(one input per session, so no inputs are batched into one turn), and each is the first turn of
+its session.
+
+Reported per N: turns/s (all turns over the span from the first worker's start to the last
+worker's last commit), per-turn latency (``process_pending`` call: lease claim, input claim,
+two model calls, the tool, the fsync'd commit), the session ``open()`` time before it, busy
+skips, errors. The parent checks afterwards that every input was consumed exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lash_model import MODEL, BenchModel, lookup
+from pg_server import DurablePostgres, new_schema, server_settings
+from workload import PROMPT, emit, percentile
+
+import lash
+from lash.errors import LashRuntimeError, RuntimeErrorCode
+from lash.stores import PostgresStore
+from lash.types import PendingTurnInputDraft, TurnInput, TurnInputIngress
+
+HERE = Path(__file__).resolve().parent
+WORKERS = [int(x) for x in os.environ.get("BENCH_PG_WORKERS", "1,2,4").split(",")]
+SESSIONS = int(os.environ.get("BENCH_PG_SESSIONS", "300"))
+
+
+# --- one worker process -------------------------------------------------------------------
+
+
+async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="lash-bench-w-"))
+    store = PostgresStore(dsn, schema=schema, attachments_root=tmp / "blobs", max_connections=4)
+    await store.open()
+    core = (
+        lash.LashCore.builder()
+        .provider(BenchModel())
+        .model(MODEL)
+        .store(store)
+        .effect_host(lash.InlineEffectHost())
+        .tools([lookup])
+        .build()
+    )
+    turn_ms: list[float] = []
+    open_ms: list[float] = []
+    busy = errors = 0
+    last_error = ""
+    rng = random.Random(os.getpid())
+    await asyncio.to_thread(ready.write_text, "1")
+    while not await asyncio.to_thread(go.exists):  # every worker starts together
+        await asyncio.sleep(0.001)
+    started = time.time()
+    ended = started
+    async with core:
+        while True:
+            ids = list(await store.list_sessions_with_pending_work())
+            if not ids:
+                break
+            rng.shuffle(ids)
+            for sid in ids:
+                t0 = time.perf_counter()
+                session = await core.session(sid).open()
+                t1 = time.perf_counter()
+                try:
+                    results = await session.process_pending()
+                except LashRuntimeError as err:
+                    if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_BUSY):
+                        busy += 1
+                    else:
+                        errors += 1
+                        last_error = str(err)
+                    results = []
+                t2 = time.perf_counter()
+                await session.close()
+                if results:
+                    ended = time.time()
+                    open_ms.append((t1 - t0) * 1000)
+                    turn_ms.append((t2 - t1) * 1000 / len(results))
+                    for result in results:
+                        if result.outcome.kind != "finished":
+                            errors += 1
+                            last_error = f"turn did not finish: {result.outcome}"
+    return {
+        "started": started,
+        "ended": ended,
+        "turns": len(turn_ms),
+        "turn_ms": turn_ms,
+        "open_ms": open_ms,
+        "busy_skips": busy,
+        "errors": errors,
+        "last_error": last_error,
+    }
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+
+async def enqueue(dsn: str, schema: str) -> None:
+    store = PostgresStore(dsn, schema=schema, max_connections=4)
+    await store.open()
+    try:
+        for i in range(SESSIONS):
+            sid = f"w{i:04d}"
+            await store.enqueue_turn_input(
+                PendingTurnInputDraft(
+                    session_id=sid,
+                    input=TurnInput.of(PROMPT),
+                    ingress=TurnInputIngress.next_turn(),
+                    source_key=f"{sid}/in0",
+                )
+            )
+    finally:
+        await store.aclose()
+
+
+async def verify(dsn: str, schema: str) -> dict[str, int]:
+    """Turn commits and input states in the schema (each input consumed exactly once?)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        commits = int(await conn.fetchval(f"SELECT count(*) FROM {schema}.lash_turn_commits"))
+        per_session = int(
+            await conn.fetchval(
+                f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM "
+                f"{schema}.lash_turn_commits GROUP BY session_id) t"
+            )
+        )
+        states = {
+            str(r[0]): int(r[1])
+            for r in await conn.fetch(
+                f"SELECT state, count(*) FROM {schema}.lash_turn_inputs GROUP BY state"
+            )
+        }
+    finally:
+        await conn.close()
+    return {
+        "commits": commits,
+        "max_commits_per_session": per_session,
+        "inputs_completed": states.get("completed", 0),
+        "inputs_not_completed": sum(v for k, v in states.items() if k != "completed"),
+    }
+
+
+def run_n(dsn: str, n: int) -> dict[str, Any]:
+    schema = new_schema()
+    asyncio.run(enqueue(dsn, schema))
+    tmp = Path(tempfile.mkdtemp(prefix="lash-bench-pgw-"))
+    go = tmp / "go"
+    outs = [tmp / f"w{k}.json" for k in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "worker", dsn, schema, str(go), str(o)],
+            cwd=HERE,
+        )
+        for o in outs
+    ]
+    deadline = time.monotonic() + 60
+    while not all(o.with_suffix(".ready").exists() for o in outs):
+        if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
+            for p in procs:
+                p.kill()
+            raise SystemExit("workers did not get ready")
+        time.sleep(0.01)
+    go.write_text("1")
+    for p in procs:
+        if p.wait(timeout=600) != 0:
+            raise SystemExit(f"a worker exited with {p.returncode}")
+    reports = [json.loads(o.read_text()) for o in outs]
+    turn_ms = [t for r in reports for t in r["turn_ms"]]
+    open_ms = [t for r in reports for t in r["open_ms"]]
+    turns = sum(r["turns"] for r in reports)
+    span = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
+    checks = asyncio.run(verify(dsn, schema))
+    return {
+        "workers": n,
+        "sessions": SESSIONS,
+        "turns": turns,
+        "elapsed_s": round(span, 3),
+        "turns_per_s": round(turns / span, 1) if span > 0 else None,
+        "turn_ms": {
+            "p50": round(statistics.median(turn_ms), 2),
+            "p90": round(percentile(turn_ms, 90), 2),
+            "p99": round(percentile(turn_ms, 99), 2),
+            "mean": round(statistics.mean(turn_ms), 2),
+        },
+        "open_ms_p50": round(statistics.median(open_ms), 2),
+        "turns_by_worker": [r["turns"] for r in reports],
+        "busy_skips": sum(r["busy_skips"] for r in reports),
+        "errors": sum(r["errors"] for r in reports),
+        "last_error": next((r["last_error"] for r in reports if r["last_error"]), ""),
+        **checks,
+    }
+
+
+def main() -> None:
+    with DurablePostgres() as pg:
+        settings = asyncio.run(server_settings(pg.dsn))
+        runs = []
+        for n in WORKERS:
+            print(f"    {n} worker(s) ...", file=sys.stderr, flush=True)
+            runs.append(run_n(pg.dsn, n))
+    emit(
+        {
+            "name": "lash + PostgresStore worker scaling",
+            "group": "lash",
+            "postgres": settings,
+            "cores": os.cpu_count(),
+            "runs": runs,
+        }
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        out = Path(sys.argv[5])
+        report = asyncio.run(
+            worker_main(sys.argv[2], sys.argv[3], Path(sys.argv[4]), out.with_suffix(".ready"))
+        )
+        out.write_text(json.dumps(report))
+    else:
+        main()
