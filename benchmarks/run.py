@@ -25,6 +25,8 @@ PEERS_PY = Path(os.environ.get("PEERS_PY", HERE / ".venv-peers" / "bin" / "pytho
 LASH_ROWS = [
     ("lash_turns.py", "memory"),
     ("lash_turns.py", "sqlite"),
+    ("lash_turns.py", "postgres"),
+    ("restate_turns.py", ""),
 ]
 PEER_ROWS = [
     ("peers/pydantic_ai_turns.py", "mem"),
@@ -173,6 +175,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--with-peers", action="store_true", help="also run the peer rows")
     parser.add_argument("--skip-scale", action="store_true", help="skip the scale benchmark")
+    parser.add_argument(
+        "--skip-pg-workers",
+        action="store_true",
+        help="skip the PostgresStore worker-scaling benchmark",
+    )
     parser.add_argument("--growth-turns", type=int, default=200)
     parser.add_argument(
         "--rounds",
@@ -199,6 +206,7 @@ def main() -> None:
         "turns": [],
         "growth": [],
         "scale": None,
+        "pg_workers": None,
         "profile": None,
         "peer_versions": peer_versions() if args.with_peers else {},
     }
@@ -258,6 +266,9 @@ def main() -> None:
     if not args.skip_scale:
         print("scale benchmark", file=sys.stderr)
         results["scale"] = run_row(LASH_PY, "scale.py", "")[0]
+    if not args.skip_pg_workers:
+        print("PostgresStore worker scaling", file=sys.stderr)
+        results["pg_workers"] = run_row(LASH_PY, "pg_workers.py", "")[0]
     print("profile of the lash turn", file=sys.stderr)
     results["profile"] = run_row(LASH_PY, "profile_turn.py", "")[0]
     results["fsync_after"] = run_row(LASH_PY, "fsync_probe.py", "")[0]
