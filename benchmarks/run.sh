@@ -7,8 +7,12 @@
 #                                          # matplotlib) and run them side by side, then write
 #                                          # docs/performance.md and docs/performance-turn-cost.png
 #
+# The lash rows include PostgresStore (needs PostgreSQL binaries: Debian's 'postgresql'; a
+# throw-away cluster with fsync=on is started) and lash on Restate (needs restate-server in
+# .restate/ and the restate extra, both from scripts/setup.sh).
+#
 # Extra flags go to benchmarks/run.py: --rounds N (turn rows, interleaved; default 3),
-# --skip-scale, --growth-turns N, --baseline-rev REV or --baseline-revert C1,C2 (before/after).
+# --skip-scale, --skip-pg-workers, --growth-turns N, --baseline-rev REV or --baseline-revert C1,C2 (before/after).
 # Results: benchmarks/results/latest.json (+ a line in history.jsonl); report: docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
