@@ -26,12 +26,19 @@ from lash.errors import (
 )
 from lash.providers.base import LlmProvider
 from lash.providers.retry import RetryPolicy
+from lash.runtime.await_events import (
+    AWAIT_EVENT_UNSUPPORTED,
+    AwaitEventResolver,
+    Resolution,
+    ResolveReceipt,
+    WaitIdentity,
+)
 from lash.runtime.config import CoreConfig
 from lash.runtime.effect_host import EffectHost, InlineEffectHost
 from lash.runtime.lease import LeaseTimings
 from lash.runtime.observation import LiveReplayStore
 from lash.runtime.plugins import Plugin, PluginSessionContext
-from lash.runtime.scope import require_id
+from lash.runtime.scope import ExecutionScope, require_id
 from lash.runtime.session import LashSession, ParkedSession
 from lash.runtime.state import SessionState
 from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
@@ -206,6 +213,9 @@ class LashCore:
                 ) from err
             plugins.append(plugin)
         cfg.effect_host.turn_control.unrevoke_session(session_id)
+        unrevoke = getattr(cfg.effect_host, "unrevoke_await_events_for_session", None)
+        if unrevoke is not None:
+            unrevoke(session_id)
         return LashSession(self, cfg, state, plugins, owner or local_process_owner())
 
     async def enqueue_turn_input(
@@ -258,12 +268,44 @@ class LashCore:
         """Delete a session and everything stored for it (idempotent)."""
         require_id(session_id, "session id")
         self._cfg.effect_host.turn_control.revoke_session(session_id)
+        host = self._cfg.effect_host
+        if isinstance(host, AwaitEventResolver):
+            await host.revoke_await_events_for_session(session_id)
         self._cfg.live_replay.forget(session_id)
         if self._cfg.store is not None:
             try:
                 await self._cfg.store.delete_session(session_id)
             except StoreError as err:
                 raise err.to_runtime_error() from err
+
+    # --- durable waits (a pending tool parks its turn until its key is resolved) ----------
+
+    def _waits(self) -> AwaitEventResolver:
+        host = self._cfg.effect_host
+        if not isinstance(host, AwaitEventResolver):
+            raise LashRuntimeError(
+                AWAIT_EVENT_UNSUPPORTED, "this core's effect host has no durable waits"
+            )
+        return host
+
+    def await_event_key(self, session_id: str, turn_id: str, wait: WaitIdentity) -> str:
+        """The key of a wait in a turn, e.g. ``WaitIdentity.tool_completion(call_id)`` for the
+        ``call_id`` of a ``ToolCallStarted`` event; the same inputs give the same key."""
+        return self._waits().await_event_key(ExecutionScope.turn(session_id, turn_id), wait)
+
+    async def resolve_await_event(self, key: str, resolution: Resolution) -> ResolveReceipt:
+        """Resolve a durable wait by key: first writer wins (``already_resolved`` carries the
+        winner); an altered, foreign or revoked key is ``unknown_or_revoked``."""
+        return await self._waits().resolve_await_event(key, resolution)
+
+    async def peek_await_event(self, key: str) -> Resolution | None:
+        """A wait's terminal resolution, or None while it is pending."""
+        return await self._waits().peek_await_event(key)
+
+    async def cancel_await_events(self, session_id: str) -> int:
+        """Resolve a session's outstanding waits as cancelled (new waits still work)."""
+        require_id(session_id, "session id")
+        return await self._waits().cancel_await_events_for_session(session_id)
 
     async def vacuum(self) -> VacuumReport:
         """Physically remove terminal ingress tombstones and tombstoned nodes (host lever)."""

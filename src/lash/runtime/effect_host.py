@@ -15,6 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from lash.errors import LashRuntimeError
+from lash.runtime.await_events import (
+    AwaitEventKey,
+    AwaitEventRegistry,
+    AwaitEventSigner,
+    Resolution,
+    ResolveReceipt,
+    WaitIdentity,
+)
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
 from lash.types import CancellationEvidence
@@ -215,10 +223,15 @@ class EffectHost(Protocol):
 
 
 class InlineEffectHost:
-    """Runs every effect in-process, right away."""
+    """Runs every effect in-process, right away; durable waits are in-memory promises.
 
-    def __init__(self) -> None:
+    The wait registry belongs to this instance (two hosts never share promises); keys are
+    signed with ``await_event_secret`` (random per instance unless given).
+    """
+
+    def __init__(self, *, await_event_secret: bytes | None = None) -> None:
         self._control = TurnControl()
+        self._waits = AwaitEventRegistry(AwaitEventSigner(await_event_secret))
 
     @property
     def tier(self) -> DurabilityTier:
@@ -247,3 +260,42 @@ class InlineEffectHost:
     ) -> T:
         """Execute locally."""
         return await execute()
+
+    # --- durable waits (see lash.runtime.await_events) -------------------------------------
+
+    def await_event_key(self, scope: ExecutionScope, wait: WaitIdentity) -> AwaitEventKey:
+        """The stable signed key of ``wait`` in ``scope``."""
+        return self._waits.key(scope, wait)
+
+    async def resolve_await_event(self, key: str, resolution: Resolution) -> ResolveReceipt:
+        """Resolve a wait, first writer wins (early resolutions are kept for the waiter)."""
+        return self._waits.resolve(key, resolution)
+
+    async def peek_await_event(self, key: str) -> Resolution | None:
+        """A wait's terminal resolution, or None while pending."""
+        return self._waits.peek(key)
+
+    async def await_event(
+        self,
+        scope: ExecutionScope,
+        key: str,
+        *,
+        replay_key: str,
+        cancel: asyncio.Event | None = None,
+        timeout_ms: int | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> Resolution:
+        """Park in-process until the wait resolves, ``cancel`` fires or the deadline passes."""
+        return await self._waits.wait(key, cancel=cancel, timeout_ms=timeout_ms, sleep=sleep)
+
+    async def revoke_await_events_for_session(self, session_id: str) -> None:
+        """Tombstone a deleted session's waits."""
+        self._waits.revoke_session(session_id)
+
+    def unrevoke_await_events_for_session(self, session_id: str) -> None:
+        """Let a recreated session id mint waits again."""
+        self._waits.unrevoke_session(session_id)
+
+    async def cancel_await_events_for_session(self, session_id: str) -> int:
+        """Resolve the session's outstanding waits as cancelled; returns how many."""
+        return self._waits.cancel_session(session_id)

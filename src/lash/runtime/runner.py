@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from lash.kernel.effects import (
 )
 from lash.providers.base import LlmProvider, ProviderError
 from lash.providers.retry import AttemptReset, RetryScheduled, complete_with_retry
+from lash.runtime.await_events import AwaitEventResolver, WaitIdentity, settle_pending
 from lash.runtime.config import TOOL_CANCEL_GRACE_S, CoreConfig
 from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import Emitter, new_id
@@ -802,6 +803,7 @@ class PhysicalTurn:
                         on_put=lambda ref: self.attachment_ids.append(ref.id),
                     ),
                     trace=self.tracer,
+                    await_keys=self._await_key_minter(),
                 )
                 contexts.append(ctx)
                 return ctx
@@ -814,6 +816,15 @@ class PhysicalTurn:
             try:
                 output = await self.host.run_effect(
                     self.scope, "tool_attempt", key, call, run, result_type=ToolCallOutput
+                )
+                output = await settle_pending(
+                    self.host,
+                    self.scope,
+                    call.id,
+                    key,
+                    output,
+                    cancel=self.cancel_event,
+                    sleep=self.cfg.sleep,
                 )
             except (asyncio.CancelledError, LashRuntimeError):
                 raise
@@ -835,6 +846,14 @@ class PhysicalTurn:
             if replaced is not None:
                 output = replaced
         return output
+
+    def _await_key_minter(self) -> Callable[[Any], str] | None:
+        """How a tool mints its durable-wait keys on this turn's host (None: no waits)."""
+        host = self.host
+        if not isinstance(host, AwaitEventResolver):
+            return None
+        scope = self.scope
+        return lambda wait: host.await_event_key(scope, msgspec.convert(wait, WaitIdentity))
 
     async def _run_batch(self, call: ToolCallPart, key: str) -> ToolCallOutput:
         """The ``batch`` tool: up to 25 independent calls run concurrently, results by index."""

@@ -7,6 +7,7 @@ from lash.tools.base import Tool, ToolContext, ToolError, ToolProvider, ToolRetr
 from lash.tools.catalog import DuplicateToolError, ToolCatalog
 from lash.tools.decorator import FunctionTool, SchemaError, tool
 from lash.tools.dispatch import execute_tool_call, retry_delay_ms
+from lash.tools.pending import pending
 from lash.tools.projection import project_output, render_output, truncate_text
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ToolProvider",
     "ToolRetryPolicy",
     "execute_tool_call",
+    "pending",
     "project_output",
     "render_output",
     "retry_delay_ms",

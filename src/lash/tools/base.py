@@ -111,6 +111,7 @@ class ToolContext:
         "trace",
         "turn_id",
         "extras",
+        "_await_keys",
     )
 
     def __init__(
@@ -126,7 +127,9 @@ class ToolContext:
         extras: Mapping[str, Any] | None = None,
         attachments: ToolAttachments | None = None,
         trace: Tracer | None = None,
+        await_keys: Callable[[Any], str] | None = None,
     ) -> None:
+        self._await_keys = await_keys
         self.session_id = session_id
         self.turn_id = turn_id
         self.call_id = call_id
@@ -138,6 +141,21 @@ class ToolContext:
         self.extras: Mapping[str, Any] = extras or {}
         self.attachments = attachments
         self.trace = trace
+
+    def await_event_key(self, wait: Any = None) -> str:
+        """The signed key that resolves this call's durable wait (see :func:`lash.tools.pending`).
+
+        ``wait`` is a :class:`~lash.runtime.await_events.WaitIdentity`; the default is this
+        call's own completion. Hand the key to whoever will finish the work; they resolve it
+        with ``LashCore.resolve_await_event`` (or the Restate workflow's resolve handler).
+        """
+        if self._await_keys is None:
+            raise ToolError(
+                "this turn's effect host has no durable waits", code="await_event_unsupported"
+            )
+        if wait is None:
+            wait = {"kind": "tool_completion", "tool_call_id": self.call_id}
+        return self._await_keys(wait)
 
     def __repr__(self) -> str:
         return (
