@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 from lash_model import MODEL, BenchModel, lookup
 from pg_server import DurablePostgres, new_schema, schema_bytes, server_settings
 from workload import PROMPT, TurnRecorder, emit, sqlite_logical_bytes
@@ -54,8 +55,10 @@ async def run(kind: str, dsn: str | None = None) -> None:
     db = tmp / "lash.db"
     schema = new_schema()
     store: lash.stores.SessionStore
+    probe: asyncpg.Connection | None = None  # one connection for the untimed size probes
     if kind == "postgres":
         assert dsn is not None
+        probe = await asyncpg.connect(dsn)
         pg_store = PostgresStore(dsn, schema=schema, attachments_root=tmp / "blobs")
         await pg_store.open()
         store = pg_store
@@ -78,14 +81,13 @@ async def run(kind: str, dsn: str | None = None) -> None:
                     raise SystemExit(f"turn did not finish: {result.outcome}")
                 if s == 0 and kind == "sqlite":
                     rec.bytes_series.append(sqlite_logical_bytes(db))
-                elif s == 0 and kind == "postgres":
-                    assert dsn is not None
-                    rec.bytes_series.append(await schema_bytes(dsn, schema))
+                elif s == 0 and probe is not None:
+                    rec.bytes_series.append(await schema_bytes(probe, schema))
     if kind == "sqlite":
         rec.final_bytes = sqlite_logical_bytes(db)
-    elif kind == "postgres":
-        assert dsn is not None
-        rec.final_bytes = await schema_bytes(dsn, schema)
+    elif probe is not None:
+        rec.final_bytes = await schema_bytes(probe, schema)
+        await probe.close()
     # CPU time (both threads) is steadier than wall time on a shared machine's disk.
     # For Postgres it is this process only; the server's CPU is not counted.
     rec.extra["cpu_median_ms"] = round(statistics.median(cpu), 3)

@@ -60,19 +60,15 @@ def new_schema() -> str:
     return f"bench_{uuid.uuid4().hex[:12]}"
 
 
-async def schema_bytes(dsn: str, schema: str) -> int:
+async def schema_bytes(conn: asyncpg.Connection, schema: str) -> int:
     """Bytes the schema's tables take (heap, indexes, TOAST), as PostgreSQL counts them."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        value = await conn.fetchval(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = $1 AND c.relkind = 'r'",
-            schema,
-        )
-        return int(value)
-    finally:
-        await conn.close()
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relkind = 'r'",
+        schema,
+    )
+    return int(value)
 
 
 async def server_settings(dsn: str) -> dict[str, str]:

@@ -5,8 +5,9 @@
 (default 300) with one pending turn input each; then N processes, each a ``LashCore`` on the
 same database (same scripted model and tool as the turn rows), loop over
 ``store.list_sessions_with_pending_work()`` and call ``session.process_pending()`` until nothing
-is pending. The session lease decides which worker runs a session; a worker that finds a
-session held by another counts a busy skip and moves on. Each pending input is exactly one turn
+is pending. One untimed warm-up drain runs first on the fresh server. The session lease decides
+which worker runs a session; a worker that finds a session held by another counts a busy skip
+and moves on. Each pending input is exactly one turn
 (one input per session, so no inputs are batched into one turn), and each is the first turn of
 its session.
 
@@ -114,11 +115,11 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
 # --- the driver ---------------------------------------------------------------------------
 
 
-async def enqueue(dsn: str, schema: str) -> None:
+async def enqueue(dsn: str, schema: str, sessions: int) -> None:
     store = PostgresStore(dsn, schema=schema, max_connections=4)
     await store.open()
     try:
-        for i in range(SESSIONS):
+        for i in range(sessions):
             sid = f"w{i:04d}"
             await store.enqueue_turn_input(
                 PendingTurnInputDraft(
@@ -161,9 +162,9 @@ async def verify(dsn: str, schema: str) -> dict[str, int]:
     }
 
 
-def run_n(dsn: str, n: int) -> dict[str, Any]:
+def run_n(dsn: str, n: int, sessions: int = SESSIONS) -> dict[str, Any]:
     schema = new_schema()
-    asyncio.run(enqueue(dsn, schema))
+    asyncio.run(enqueue(dsn, schema, sessions))
     tmp = Path(tempfile.mkdtemp(prefix="lash-bench-pgw-"))
     go = tmp / "go"
     outs = [tmp / f"w{k}.json" for k in range(n)]
@@ -193,7 +194,7 @@ def run_n(dsn: str, n: int) -> dict[str, Any]:
     checks = asyncio.run(verify(dsn, schema))
     return {
         "workers": n,
-        "sessions": SESSIONS,
+        "sessions": sessions,
         "turns": turns,
         "elapsed_s": round(span, 3),
         "turns_per_s": round(turns / span, 1) if span > 0 else None,
@@ -215,6 +216,10 @@ def run_n(dsn: str, n: int) -> dict[str, Any]:
 def main() -> None:
     with DurablePostgres() as pg:
         settings = asyncio.run(server_settings(pg.dsn))
+        # A fresh server's first drain is slower (catalog caches, first pages, first backends);
+        # one untimed drain first, so the first N measured is not the one that pays for it.
+        print("    warm-up drain ...", file=sys.stderr, flush=True)
+        run_n(pg.dsn, 1, sessions=100)
         runs = []
         for n in WORKERS:
             print(f"    {n} worker(s) ...", file=sys.stderr, flush=True)

@@ -99,9 +99,10 @@ def durable_rows_prose(rows: list[dict[str, Any]]) -> list[str]:
             )
         text += (
             f"; CPU in the lash process {fmt(pg.get('cpu_median_ms'))} ms per turn (the "
-            "server's own CPU is not counted), so most of a turn is waiting: each store call is "
-            "a round trip to the server rather than a hop to an in-process thread, and the "
-            "commit waits for PostgreSQL's WAL flush. Bytes are "
+            "server's own CPU is not counted; asyncpg's protocol work and one transaction per "
+            "store call are in it). The rest of the wall time is waiting: each store call is a "
+            "round trip to the server rather than a hop to an in-process thread, and the commit "
+            "waits for PostgreSQL's WAL flush. Bytes are "
             "`pg_total_relation_size` of the schema's tables (heap, indexes, TOAST), so they "
             "move in 8 KiB pages and include index space. Throughput with several worker "
             "processes is in section 3."
