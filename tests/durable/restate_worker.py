@@ -9,6 +9,8 @@ Configured through the environment:
 * ``WORKER_LINES``: the file the ``append_line`` tool appends to;
 * ``WORKER_MEMORY_STORE`` (optional): use an in-memory store (the tier check refuses it);
 * ``WORKER_SYSTEM_PROMPT`` (optional): changes every model request's envelope;
+* ``WORKER_KEYS`` (optional): the file the ``wait_for_approval`` tool appends its durable-wait
+  key to (the tool then returns ``pending``, parking the turn until the key is resolved);
 * ``WORKER_PARK_MARKER`` (optional): when the marker file does not exist yet, the worker
   creates it and parks forever just before its second model call, so the test can SIGKILL it.
 """
@@ -32,7 +34,7 @@ from lash.durable.restate import turn_workflow
 from lash.providers import OpenAIChatProvider
 from lash.stores import MemoryStore, SqliteStore
 from lash.stores.postgres import PostgresStore
-from lash.types import LlmRequest, StreamEvent
+from lash.types import LlmRequest, StreamEvent, ToolCallOutput
 
 
 class ParkingProvider:
@@ -61,6 +63,8 @@ class ParkingProvider:
 
 
 CORES: list[lash.LashCore] = []
+AWAIT_SECRET = b"restate-worker-test-secret-0123456789"
+"""Shared by every worker process, so a key minted by one resolves through another."""
 
 
 def build_app() -> object:
@@ -72,6 +76,15 @@ def build_app() -> object:
         with lines.open("a") as fh:
             fh.write(text + "\n")
         return "appended"
+
+    @lash.tool
+    async def wait_for_approval(ctx: lash.ToolContext, item: str) -> ToolCallOutput:
+        """Ask for an approval of an item; the answer arrives later."""
+        keys = os.environ.get("WORKER_KEYS")
+        if keys:
+            with Path(keys).open("a") as fh:
+                fh.write(ctx.await_event_key() + "\n")
+        return lash.tools.pending()
 
     marker = os.environ.get("WORKER_PARK_MARKER")
 
@@ -94,7 +107,7 @@ def build_app() -> object:
             .model(lash.ModelSpec("test-model", context_window=100_000))
             .store(store)
             .effect_host(lash.InlineEffectHost())
-            .tools([append_line])
+            .tools([append_line, wait_for_approval])
         )
         system = os.environ.get("WORKER_SYSTEM_PROMPT")
         if system:
@@ -105,6 +118,7 @@ def build_app() -> object:
 
     workflow = turn_workflow(
         make_core,
+        await_event_secret=AWAIT_SECRET,
         retry_policy=restate.InvocationRetryPolicy(
             initial_interval=timedelta(milliseconds=100),
             exponentiation_factor=1.5,

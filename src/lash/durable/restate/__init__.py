@@ -11,7 +11,9 @@ from lash.durable.restate.host import (
     JournalingContext,
     RecordedEffectError,
     RestateEffectHost,
+    await_promise_name,
     effect_step_name,
+    resolve_wait_promise,
 )
 from lash.durable.restate.service import (
     CANCEL_PROMISE,
@@ -35,8 +37,10 @@ __all__ = [
     "ReplayMismatch",
     "RestateEffectHost",
     "TurnRunRequest",
+    "await_promise_name",
     "effect_step_name",
     "run_durable_turn",
     "turn_owner",
+    "resolve_wait_promise",
     "turn_workflow",
 ]

@@ -10,21 +10,38 @@ first diverging JSON path when they differ.
 
 Restate journals are positional, so effects run one at a time
 (:attr:`supports_concurrent_effects` is ``False``).
+
+Durable waits (a tool returned :func:`lash.tools.pending`) are workflow promises named
+``lash.await:<key id>``: the turn parks on the promise (raced with the turn's cancel promise
+and, with a deadline, a durable timer), so it survives worker death and Restate restarts; the
+workflow's ``resolve_await_event`` handler completes the promise, first writer wins. A wait
+ended by the deadline or a cancel writes that terminal into the promise itself, so a late
+resolve is ``already_resolved``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 import msgspec
-from restate import RunOptions
+import restate
+from restate import RunOptions, TerminalError
 from restate.serde import BytesSerde
 
 from lash.durable.envelope import canonical, canonical_json, diverging_paths, envelope_hash
 from lash.durable.outcome import dump_outcome, load_outcome
 from lash.errors import LashRuntimeError
+from lash.runtime.await_events import (
+    AWAIT_EVENT_UNSUPPORTED,
+    AwaitEventKey,
+    AwaitEventSigner,
+    Resolution,
+    ResolveReceipt,
+    WaitIdentity,
+)
 from lash.runtime.effect_host import TurnControl
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
@@ -36,7 +53,9 @@ __all__ = [
     "JournalingContext",
     "RecordedEffectError",
     "RestateEffectHost",
+    "await_promise_name",
     "effect_step_name",
+    "resolve_wait_promise",
 ]
 
 T = TypeVar("T")
@@ -79,6 +98,32 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     error: dict[str, str] | None = None
 
 
+def await_promise_name(key_id: str) -> str:
+    """The workflow promise that holds one durable wait."""
+    return f"lash.await:{key_id}"
+
+
+async def resolve_wait_promise(
+    workflow: Any, signer: AwaitEventSigner, key: str, resolution: Resolution
+) -> ResolveReceipt:
+    """Resolve a wait's promise in the workflow ``workflow`` (its key is the turn id), first
+    writer wins; a key of another turn, or not signed by ``signer``, is unknown."""
+    target = signer.open(key)
+    if target is None or target.scope.kind != "turn" or target.scope.id != workflow.key():
+        return ResolveReceipt(outcome="unknown_or_revoked")
+    promise = workflow.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
+    existing = await promise.peek()
+    if existing is None:
+        try:
+            await promise.resolve(msgspec.to_builtins(resolution))
+        except TerminalError:
+            existing = await promise.peek()  # another resolution won meanwhile
+        else:
+            return ResolveReceipt(outcome="resolved", terminal=resolution)
+    terminal = None if existing is None else msgspec.convert(existing, type=Resolution)
+    return ResolveReceipt(outcome="already_resolved", terminal=terminal)
+
+
 def effect_step_name(replay_key: str) -> str:
     """The journal step name of an effect."""
     return f"lash:{replay_key}"
@@ -93,8 +138,16 @@ class RestateEffectHost:
         *,
         turn_control: TurnControl | None = None,
         cancel_probe: CancelProbe | None = None,
+        workflow: Any = None,
+        signer: AwaitEventSigner | None = None,
+        cancel_promise: str | None = None,
     ) -> None:
+        """``workflow`` (the run handler's ``WorkflowContext``) and ``signer`` enable durable
+        waits; ``cancel_promise`` names the turn's cancel promise a parked wait races."""
         self._ctx = ctx
+        self._workflow = workflow
+        self._signer = signer if signer is not None else AwaitEventSigner()
+        self._cancel_promise = cancel_promise
         self._control = turn_control if turn_control is not None else TurnControl()
         self._probe = cancel_probe
         self._options: RunOptions[bytes] = RunOptions(serde=BytesSerde())
@@ -175,6 +228,79 @@ class RestateEffectHost:
             return value
         replayed: T = load_outcome(record.outcome, result_type)
         return replayed
+
+    # --- durable waits ---------------------------------------------------------------------
+
+    def _require_workflow(self) -> Any:
+        if self._workflow is None:
+            raise LashRuntimeError(
+                AWAIT_EVENT_UNSUPPORTED, "durable waits need the run handler's workflow context"
+            )
+        return self._workflow
+
+    def await_event_key(self, scope: ExecutionScope, wait: WaitIdentity) -> AwaitEventKey:
+        """The stable signed key of ``wait`` in ``scope``."""
+        return self._signer.mint(scope, wait)
+
+    async def resolve_await_event(self, key: str, resolution: Resolution) -> ResolveReceipt:
+        """Resolve a wait of this turn from inside its run handler."""
+        return await resolve_wait_promise(self._require_workflow(), self._signer, key, resolution)
+
+    async def peek_await_event(self, key: str) -> Resolution | None:
+        """A wait's terminal resolution, or None while pending."""
+        workflow = self._require_workflow()
+        target = self._signer.open(key)
+        if target is None or target.scope.id != workflow.key():
+            raise LashRuntimeError("await_event_unknown_or_revoked", "unknown or revoked key")
+        seen = await workflow.promise(
+            await_promise_name(target.key_id), type_hint=dict[str, Any]
+        ).peek()
+        return None if seen is None else msgspec.convert(seen, type=Resolution)
+
+    async def await_event(
+        self,
+        scope: ExecutionScope,
+        key: str,
+        *,
+        replay_key: str,
+        cancel: asyncio.Event | None = None,
+        timeout_ms: int | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> Resolution:
+        """Park on the wait's promise, racing the turn's cancel promise and a durable timer.
+
+        Everything here is a journaled promise or timer, so a redrive (after a worker death
+        or a Restate restart) parks on the same promise again or replays how it ended.
+        """
+        workflow = self._require_workflow()
+        target = self._signer.open(key)
+        if target is None or target.scope != scope:
+            raise LashRuntimeError("await_event_unknown_or_revoked", "unknown or revoked key")
+        promise = workflow.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
+        racers: dict[str, Any] = {"resolved": promise.value()}
+        if self._cancel_promise is not None:
+            racers["cancel"] = workflow.promise(
+                self._cancel_promise, type_hint=dict[str, Any]
+            ).value()
+        if timeout_ms is not None:
+            racers["timeout"] = workflow.sleep(timedelta(milliseconds=max(0, timeout_ms)))
+        which, value = await restate.select(**racers)
+        if which == "resolved":
+            return msgspec.convert(value, type=Resolution)
+        ended = Resolution.timeout() if which == "timeout" else Resolution.cancelled()
+        receipt = await resolve_wait_promise(workflow, self._signer, key, ended)
+        terminal = receipt.terminal if receipt.terminal is not None else ended
+        if which == "cancel" and scope.session_id is not None:
+            evidence = msgspec.convert(value, type=CancellationEvidence)
+            self._control.request_cancel(scope.session_id, scope.id, evidence)
+        return terminal
+
+    async def revoke_await_events_for_session(self, session_id: str) -> None:
+        """Nothing to do per turn: a deleted session's turns never run again."""
+
+    async def cancel_await_events_for_session(self, session_id: str) -> int:
+        """A turn's waits end with the turn's own cancel request (``request_cancel``)."""
+        return 0
 
 
 def _error_data(err: Exception) -> dict[str, str]:

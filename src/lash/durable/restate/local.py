@@ -131,8 +131,30 @@ class LocalRestateServer:
             )
         )
         self.log_path = tmp / "restate.log"
+        return self._launch(config)
+
+    def restart(self) -> LocalRestateServer:
+        """Stop the server process and start it again on the same ports and data dir."""
+        if self._tmp is None:
+            raise RuntimeError("the server was never started")
+        self._terminate()
+        self._launch(Path(self._tmp.name) / "restate.toml")
+        # health answers before the partitions are led again; wait until they serve queries
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            try:
+                self.query("SELECT id FROM sys_invocation LIMIT 1")
+            except (RestateHttpError, urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+            else:
+                return self
+
+    def _launch(self, config: Path) -> LocalRestateServer:
+        assert self.log_path is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("RESTATE_")}
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [str(self.binary), "--no-logo", "--config-file", str(config)],
                 stdout=log,
@@ -160,6 +182,12 @@ class LocalRestateServer:
 
     def stop(self) -> None:
         """Stop the server and delete its data."""
+        self._terminate()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _terminate(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -168,9 +196,6 @@ class LocalRestateServer:
                 self._proc.kill()
                 self._proc.wait(timeout=15)
         self._proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def __enter__(self) -> LocalRestateServer:
         return self.start()

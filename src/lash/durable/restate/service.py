@@ -9,6 +9,12 @@ attempts replay from the journal and the final commit is idempotent by its turn 
 A redrive whose rebuilt effect differs from the journal fails its attempt with
 :class:`ReplayMismatch` naming the diverging path (Restate cannot end an invocation mid-replay).
 
+A tool that returns :func:`lash.tools.pending` parks ``run`` on a durable wait (a workflow
+promise); ``resolve_await_event`` (body ``{"key", "resolution"}``) completes it, first writer
+wins, and ``await_event_key`` (body ``{"session_id", "wait"}``) mints a wait's key for hosts
+that only know the tool call id. Keys are signed with ``await_event_secret``; every worker of
+a deployment needs the same secret, or keys stop resolving when another worker redrives.
+
 ``request_cancel`` resolves the turn's durable cancel promise, first writer wins; ``run``
 reads that gate before every effect and after the turn resolves a completion promise, so a
 late request reports ``completion_won_race``.
@@ -26,11 +32,18 @@ import restate
 from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedContext
 from restate.serde import BytesSerde
 
-from lash.durable.restate.host import EFFECT_HASH_MISMATCH, JournalingContext, RestateEffectHost
+from lash.durable.restate.host import (
+    EFFECT_HASH_MISMATCH,
+    JournalingContext,
+    RestateEffectHost,
+    await_promise_name,
+    resolve_wait_promise,
+)
 from lash.errors import DurableStoreFacet, LashRuntimeError
+from lash.runtime.await_events import AwaitEventSigner, Resolution, WaitIdentity
 from lash.runtime.core import LashCore
 from lash.runtime.effect_host import CancelReceipt, TurnControl
-from lash.runtime.scope import require_id
+from lash.runtime.scope import ExecutionScope, require_id
 from lash.stores.base import DurabilityTier
 from lash.stores.liveness import opaque_owner
 from lash.types import CancellationEvidence, LeaseOwner, TurnInput, to_builtins
@@ -143,8 +156,14 @@ def turn_workflow(
     name: str = "LashTurn",
     retry_policy: restate.InvocationRetryPolicy | None = None,
     inactivity_timeout: timedelta | None = None,
+    await_event_secret: bytes | None = None,
 ) -> restate.Workflow:
-    """The ``LashTurn`` workflow bound to this worker's core (built once, on first use)."""
+    """The ``LashTurn`` workflow bound to this worker's core (built once, on first use).
+
+    ``await_event_secret`` signs durable-wait keys; without one each worker process draws a
+    random secret, so keys minted by one process do not resolve through another.
+    """
+    signer = AwaitEventSigner(await_event_secret)
     workflow = restate.Workflow(
         name, invocation_retry_policy=retry_policy, inactivity_timeout=inactivity_timeout
     )
@@ -173,7 +192,14 @@ def turn_workflow(
             seen = await cancel.peek()
             return None if seen is None else msgspec.convert(seen, type=CancellationEvidence)
 
-        host = RestateEffectHost(journal, turn_control=TurnControl(), cancel_probe=probe)
+        host = RestateEffectHost(
+            journal,
+            turn_control=TurnControl(),
+            cancel_probe=probe,
+            workflow=ctx,
+            signer=signer,
+            cancel_promise=CANCEL_PROMISE,
+        )
         try:
             result = await run_durable_turn(
                 journal,
@@ -207,7 +233,50 @@ def turn_workflow(
         receipt: dict[str, Any] = to_builtins(await _request_cancel(ctx, evidence))
         return receipt
 
+    @workflow.handler(name="resolve_await_event")
+    async def resolve_await_event(
+        ctx: WorkflowSharedContext, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            body = msgspec.convert(request, type=_ResolveRequest)
+        except (msgspec.ValidationError, LashRuntimeError) as err:
+            raise TerminalError(f"invalid_await_event: {err}", 400) from err
+        receipt = await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+        answer: dict[str, Any] = to_builtins(receipt)
+        return answer
+
+    @workflow.handler(name="peek_await_event")
+    async def peek_await_event(
+        ctx: WorkflowSharedContext, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        target = signer.open(request.get("key") if isinstance(request, dict) else None)
+        if target is None or target.scope.id != ctx.key():
+            return {"outcome": "unknown_or_revoked", "terminal": None}
+        seen = await ctx.promise(await_promise_name(target.key_id), type_hint=dict[str, Any]).peek()
+        return {"outcome": "resolved" if seen is not None else "pending", "terminal": seen}
+
+    @workflow.handler(name="await_event_key")
+    async def await_event_key(
+        ctx: WorkflowSharedContext, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            body = msgspec.convert(request, type=_KeyRequest)
+            key = signer.mint(ExecutionScope.turn(body.session_id, ctx.key()), body.wait)
+        except (msgspec.ValidationError, LashRuntimeError) as err:
+            raise TerminalError(f"invalid_await_event: {err}", 400) from err
+        return {"key": key}
+
     return workflow
+
+
+class _ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    resolution: Resolution
+
+
+class _KeyRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str
+    wait: WaitIdentity
 
 
 async def _request_cancel(
