@@ -78,13 +78,15 @@ def build_app() -> object:
         return "appended"
 
     @lash.tool
-    async def wait_for_approval(ctx: lash.ToolContext, item: str) -> ToolCallOutput:
-        """Ask for an approval of an item; the answer arrives later."""
+    async def wait_for_approval(
+        ctx: lash.ToolContext, item: str, deadline_ms: int | None = None
+    ) -> ToolCallOutput:
+        """Ask for an approval of an item; the answer arrives later (or never)."""
         keys = os.environ.get("WORKER_KEYS")
         if keys:
             with Path(keys).open("a") as fh:
                 fh.write(ctx.await_event_key() + "\n")
-        return lash.tools.pending()
+        return lash.tools.pending(deadline_ms=deadline_ms)
 
     marker = os.environ.get("WORKER_PARK_MARKER")
 

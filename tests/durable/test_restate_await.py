@@ -140,3 +140,87 @@ async def test_a_parked_turn_survives_worker_death_and_a_restate_restart(
     wire.assert_exhausted()
     assert len(wire.exchanges) == 2  # each model request reached the model exactly once
     assert _commits(db) == 1
+
+
+async def _served(
+    server: LocalRestateServer, tmp_path: Path, wire: WireServer, name: str
+) -> tuple[Worker, Path]:
+    keys = tmp_path / f"{name}-keys.txt"
+    env = {
+        "WORKER_DB": str(tmp_path / f"{name}.db"),
+        "WORKER_LINES": str(tmp_path / "lines.txt"),
+        "WORKER_KEYS": str(keys),
+        "WORKER_MODEL_URL": wire.url(),
+    }
+    worker = Worker(free_port(), env, tmp_path / f"{name}.log")
+    await worker.ready()
+    await asyncio.to_thread(server.register, f"http://127.0.0.1:{worker.port}")
+    return worker, keys
+
+
+async def test_cancelling_a_parked_turn_ends_it_cancelled_and_the_wait_terminal(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    server = restate_server
+    turn_id = "turn-await-cancel"
+    async with WireServer(SCRIPTS[0]) as wire:
+        worker, keys = await _served(server, tmp_path, wire, "cancel")
+        try:
+            body = {"session_id": "s1", "input": "approve the item"}
+            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+            key = await _first_key(keys, worker)
+            stop = {"request_id": "r1", "origin": "test", "reason": "stop"}
+            receipt = await asyncio.to_thread(
+                server.call, "LashTurn", turn_id, "request_cancel", stop
+            )
+            assert receipt["outcome"] == "requested"
+            outcome = await _attach(server, turn_id)
+            assert not isinstance(outcome, Exception), outcome
+            result = msgspec.convert(outcome, type=TurnResult)
+            late = await asyncio.to_thread(
+                server.call,
+                "LashTurn",
+                turn_id,
+                "resolve_await_event",
+                {"key": key, "resolution": {"kind": "ok", "value": "late"}},
+            )
+        finally:
+            worker.stop()
+    assert (result.outcome.kind, result.outcome.reason) == ("stopped", "cancelled")
+    assert result.cancellation is not None and result.cancellation.request_id == "r1"
+    assert len(wire.exchanges) == 1  # the model was not called again
+    assert late["outcome"] == "already_resolved"
+    assert late["terminal"]["kind"] == "cancelled"
+
+
+async def test_a_wait_past_its_deadline_fails_the_call_with_a_durable_timer(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    server = restate_server
+    turn_id = "turn-await-timeout"
+    scripts = [load_script(HERE / "scripts" / f"restate-await-timeout-{n}.json") for n in (1, 2)]
+    async with WireServer(*scripts) as wire:
+        worker, keys = await _served(server, tmp_path, wire, "timeout")
+        try:
+            body = {"session_id": "s1", "input": "approve quickly"}
+            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+            outcome = await _attach(server, turn_id)
+            assert not isinstance(outcome, Exception), outcome
+            result = msgspec.convert(outcome, type=TurnResult)
+            key = keys.read_text().splitlines()[0]
+            late = await asyncio.to_thread(
+                server.call,
+                "LashTurn",
+                turn_id,
+                "resolve_await_event",
+                {"key": key, "resolution": {"kind": "ok", "value": "late"}},
+            )
+        finally:
+            worker.stop()
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "Timed out."
+    [record] = result.tool_calls
+    assert (record.status, record.error_code) == ("failure", "await_event_timeout")
+    wire.assert_exhausted()
+    assert late["outcome"] == "already_resolved"
+    assert late["terminal"]["kind"] == "timeout"
