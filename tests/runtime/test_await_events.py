@@ -344,3 +344,41 @@ async def test_a_host_without_waits_fails_the_call_with_a_code() -> None:
     session = await core.session("s").open()
     result = await asyncio.wait_for(session.turn("go").run(), WAIT_S)
     assert result.tool_calls[0].error_code == "await_event_unsupported"
+
+
+async def test_custom_wait_resolved_before_the_turn_parks_is_delivered() -> None:
+    holder: dict[str, lash.LashCore] = {}
+
+    @lash.tool
+    async def submit(ctx: lash.ToolContext) -> ToolCallOutput:
+        """Submit a job that finishes at once (before the turn parks)."""
+        wait = WaitIdentity.custom("job-7")
+        key = ctx.await_event_key(wait)
+        receipt = await holder["core"].resolve_await_event(key, Resolution.ok({"job": 7}))
+        assert receipt.outcome == "resolved"
+        return lash.tools.pending(wait)
+
+    provider = ScriptedProvider([tool_call("submit", {}, "c1"), reply("done")])
+    core, _ = _core(provider, [submit])
+    holder["core"] = core
+    session = await core.session("s").open()
+    result = await asyncio.wait_for(session.turn("go").run(), WAIT_S)
+    assert (result.tool_calls[0].status, result.tool_calls[0].output) == ("success", {"job": 7})
+
+
+async def test_a_malformed_pending_request_fails_the_call_with_a_code() -> None:
+    @lash.tool
+    async def odd(ctx: lash.ToolContext) -> ToolCallOutput:
+        """Returns a malformed pending request."""
+        return ToolCallOutput(status="success", control={"pending": {"wait": {"kind": "nope"}}})
+
+    provider = ScriptedProvider([tool_call("odd", {}, "c1"), reply("done")])
+    core, _ = _core(provider, [odd])
+    session = await core.session("s").open()
+    result = await asyncio.wait_for(session.turn("go").run(), WAIT_S)
+    assert (result.tool_calls[0].status, result.tool_calls[0].error_code) == (
+        "failure",
+        "invalid_await_event",
+    )
+    with pytest.raises(ValueError):
+        lash.tools.pending(deadline_ms=-1)
