@@ -5,16 +5,21 @@
 (default 300) with one pending turn input each; then N processes, each a ``LashCore`` on the
 same database (same scripted model and tool as the turn rows), loop over
 ``store.list_sessions_with_pending_work()`` and call ``session.process_pending()`` until nothing
-is pending. One untimed warm-up drain runs first on the fresh server. The session lease decides
-which worker runs a session; a worker that finds a session held by another counts a busy skip
-and moves on. Each pending input is exactly one turn
-(one input per session, so no inputs are batched into one turn), and each is the first turn of
-its session.
+is pending. One untimed warm-up drain runs first on the fresh server. Two modes
+(``BENCH_PG_MODES``): ``disjoint`` — worker k of N takes only sessions ``w<i>`` with
+i % N == k (what a router in front of the workers would do); ``shared`` — every worker visits
+every pending session in its own shuffled order, as ``lash.runtime.worker.Worker`` does, and
+the session lease decides: a session held by another worker is a busy skip, and one another
+worker already ran since the listing is an *empty visit* (open, lease, nothing to claim).
+Each pending input is exactly one turn (one input per session, so no inputs are batched into
+one turn), and each is the first turn of its session.
 
-Reported per N: turns/s (all turns over the span from the first worker's start to the last
-worker's last commit), per-turn latency (``process_pending`` call: lease claim, input claim,
-two model calls, the tool, the fsync'd commit), the session ``open()`` time before it, busy
-skips, errors. The parent checks afterwards that every input was consumed exactly once.
+Each configuration runs ``BENCH_PG_REPEATS`` times (default 3, interleaved) and reports its
+median-throughput repeat. Reported per N: turns/s (all turns over the span from the first
+worker's start to the last worker's last commit), per-turn latency (one ``process_pending``
+call: lease claim, input claim, two model calls, the tool, the fsync'd commit), the session
+``open()`` time before it, busy skips, empty visits, errors. The parent checks afterwards that
+every input was consumed exactly once.
 """
 
 from __future__ import annotations
@@ -43,12 +48,21 @@ from lash.types import PendingTurnInputDraft, TurnInput, TurnInputIngress
 HERE = Path(__file__).resolve().parent
 WORKERS = [int(x) for x in os.environ.get("BENCH_PG_WORKERS", "1,2,4").split(",")]
 SESSIONS = int(os.environ.get("BENCH_PG_SESSIONS", "300"))
+MODES = os.environ.get("BENCH_PG_MODES", "disjoint,shared").split(",")
+REPEATS = int(os.environ.get("BENCH_PG_REPEATS", "3"))
 
 
 # --- one worker process -------------------------------------------------------------------
 
 
-async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str, Any]:
+def owned(sid: str, index: int, count: int) -> bool:
+    """Disjoint mode: worker ``index`` of ``count`` owns sessions ``w<i>`` with i % count."""
+    return int(sid[1:]) % count == index
+
+
+async def worker_main(
+    dsn: str, schema: str, go: Path, ready: Path, shard: tuple[int, int] | None
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lash-bench-w-"))
     store = PostgresStore(dsn, schema=schema, attachments_root=tmp / "blobs", max_connections=4)
     await store.open()
@@ -63,7 +77,7 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
     )
     turn_ms: list[float] = []
     open_ms: list[float] = []
-    busy = errors = 0
+    busy = errors = empty = 0
     last_error = ""
     rng = random.Random(os.getpid())
     await asyncio.to_thread(ready.write_text, "1")
@@ -74,6 +88,8 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
     async with core:
         while True:
             ids = list(await store.list_sessions_with_pending_work())
+            if shard is not None:
+                ids = [sid for sid in ids if owned(sid, *shard)]
             if not ids:
                 break
             rng.shuffle(ids)
@@ -81,10 +97,12 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
                 t0 = time.perf_counter()
                 session = await core.session(sid).open()
                 t1 = time.perf_counter()
+                held = False
                 try:
                     results = await session.process_pending()
                 except LashRuntimeError as err:
-                    if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_BUSY):
+                    held = err.is_code(RuntimeErrorCode.SESSION_EXECUTION_BUSY)
+                    if held:
                         busy += 1
                     else:
                         errors += 1
@@ -92,6 +110,8 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
                     results = []
                 t2 = time.perf_counter()
                 await session.close()
+                if not results and not held:
+                    empty += 1  # another worker ran it since the listing
                 if results:
                     ended = time.time()
                     open_ms.append((t1 - t0) * 1000)
@@ -107,6 +127,7 @@ async def worker_main(dsn: str, schema: str, go: Path, ready: Path) -> dict[str,
         "turn_ms": turn_ms,
         "open_ms": open_ms,
         "busy_skips": busy,
+        "empty_visits": empty,
         "errors": errors,
         "last_error": last_error,
     }
@@ -162,7 +183,7 @@ async def verify(dsn: str, schema: str) -> dict[str, int]:
     }
 
 
-def run_n(dsn: str, n: int, sessions: int = SESSIONS) -> dict[str, Any]:
+def run_n(dsn: str, n: int, mode: str, sessions: int = SESSIONS) -> dict[str, Any]:
     schema = new_schema()
     asyncio.run(enqueue(dsn, schema, sessions))
     tmp = Path(tempfile.mkdtemp(prefix="lash-bench-pgw-"))
@@ -170,10 +191,19 @@ def run_n(dsn: str, n: int, sessions: int = SESSIONS) -> dict[str, Any]:
     outs = [tmp / f"w{k}.json" for k in range(n)]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "worker", dsn, schema, str(go), str(o)],
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "worker",
+                dsn,
+                schema,
+                str(go),
+                str(o),
+                f"{k}/{n}" if mode == "disjoint" else "shared",
+            ],
             cwd=HERE,
         )
-        for o in outs
+        for k, o in enumerate(outs)
     ]
     deadline = time.monotonic() + 60
     while not all(o.with_suffix(".ready").exists() for o in outs):
@@ -193,6 +223,7 @@ def run_n(dsn: str, n: int, sessions: int = SESSIONS) -> dict[str, Any]:
     span = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
     checks = asyncio.run(verify(dsn, schema))
     return {
+        "mode": mode,
         "workers": n,
         "sessions": sessions,
         "turns": turns,
@@ -207,6 +238,7 @@ def run_n(dsn: str, n: int, sessions: int = SESSIONS) -> dict[str, Any]:
         "open_ms_p50": round(statistics.median(open_ms), 2),
         "turns_by_worker": [r["turns"] for r in reports],
         "busy_skips": sum(r["busy_skips"] for r in reports),
+        "empty_visits": sum(r["empty_visits"] for r in reports),
         "errors": sum(r["errors"] for r in reports),
         "last_error": next((r["last_error"] for r in reports if r["last_error"]), ""),
         **checks,
@@ -219,11 +251,28 @@ def main() -> None:
         # A fresh server's first drain is slower (catalog caches, first pages, first backends);
         # one untimed drain first, so the first N measured is not the one that pays for it.
         print("    warm-up drain ...", file=sys.stderr, flush=True)
-        run_n(pg.dsn, 1, sessions=100)
+        run_n(pg.dsn, 1, "disjoint", sessions=100)
+        # Repeats are interleaved (every configuration once, then again), so a noisy minute on
+        # a shared machine hits all configurations; each reports its median-throughput repeat.
+        tries: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for repeat in range(REPEATS):
+            for mode in MODES:
+                for n in WORKERS:
+                    print(f"    {repeat + 1}/{REPEATS} {mode}: {n} worker(s) ...", file=sys.stderr)
+                    tries.setdefault((mode, n), []).append(run_n(pg.dsn, n, mode))
         runs = []
-        for n in WORKERS:
-            print(f"    {n} worker(s) ...", file=sys.stderr, flush=True)
-            runs.append(run_n(pg.dsn, n))
+        for found in tries.values():
+            found.sort(key=lambda r: r["turns_per_s"] or 0.0)
+            picked = found[(len(found) - 1) // 2]
+            picked["turns_per_s_repeats"] = [r["turns_per_s"] for r in found]
+            picked["exactly_once_all_repeats"] = all(
+                r["commits"] == r["inputs_completed"] == r["sessions"]
+                and r["inputs_not_completed"] == 0
+                and r["max_commits_per_session"] == 1
+                and r["errors"] == 0
+                for r in found
+            )
+            runs.append(picked)
     emit(
         {
             "name": "lash + PostgresStore worker scaling",
@@ -238,8 +287,14 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         out = Path(sys.argv[5])
+        shard = None
+        if sys.argv[6] != "shared":
+            index, count = sys.argv[6].split("/")
+            shard = (int(index), int(count))
         report = asyncio.run(
-            worker_main(sys.argv[2], sys.argv[3], Path(sys.argv[4]), out.with_suffix(".ready"))
+            worker_main(
+                sys.argv[2], sys.argv[3], Path(sys.argv[4]), out.with_suffix(".ready"), shard
+            )
         )
         out.write_text(json.dumps(report))
     else:
