@@ -124,9 +124,9 @@ def durable_rows_prose(rows: list[dict[str, Any]]) -> list[str]:
         if sql is not None:
             text += (
                 f", about {rs['median_ms'] - sql['median_ms']:.1f} ms more than the same turn "
-                f"in-process on SQLite ({sql['median_ms']:.2f} ms): the ingress and worker "
-                "hops, the journaled steps and opening the session (and its lease) per "
-                "invocation"
+                f"in-process on SQLite ({sql['median_ms']:.2f} ms); that difference covers "
+                "the ingress and worker hops, the journaled steps and opening the session (and "
+                "its lease) per invocation, and was not broken down further"
             )
         text += (
             ". Peak RSS is the worker's. For comparison, the research note "
@@ -225,14 +225,31 @@ def pg_workers_section(data: dict[str, Any] | None) -> list[str]:
     by_mode: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_mode.setdefault(r.get("mode", "shared"), []).append(r)
-    if all(
-        max(m, key=lambda r: r["workers"])["turn_ms"]["p50"]
-        > min(m, key=lambda r: r["workers"])["turn_ms"]["p50"]
-        for m in by_mode.values()
-    ):
+    shared = sorted(by_mode.get("shared", []), key=lambda r: r["workers"])
+    wasted = [r for r in shared if r.get("empty_visits")]
+    if wasted:
         out[-1] += (
-            " The per-turn p50 rises with N in every mode, most likely the same work waiting "
-            "for a core."
+            " In *shared* mode a worker's listing goes stale as the others work: "
+            + ", ".join(
+                f"{r['workers']} workers made {r['empty_visits']:,} empty visits" for r in wasted
+            )
+            + f" for {wasted[0]['turns']:,} turns, each an `open()`, a lease claim and an "
+            "empty input claim — the likely reason shared mode trails disjoint mode."
+        )
+    ratios = []
+    for mode, mine in by_mode.items():
+        lo = min(mine, key=lambda r: r["workers"])
+        hi = max(mine, key=lambda r: r["workers"])
+        if hi is not lo and lo["turn_ms"]["p50"]:
+            ratios.append((mode, hi, hi["turn_ms"]["p50"] / lo["turn_ms"]["p50"], lo))
+    if ratios and all(x > 1.3 for _, _, x, _ in ratios):
+        out[-1] += (
+            " With more workers than cores the per-turn p50 grows ("
+            + "; ".join(
+                f"{mode}: {hi['workers']} workers {x:.1f}× the {lo['workers']}-worker p50"
+                for mode, hi, x, lo in ratios
+            )
+            + ")."
         )
     return out
 
@@ -567,6 +584,18 @@ def render(results: dict[str, Any], plotted: bool) -> str:
         lines.append(
             f"A durable lash turn took a median **{lash_sql['median_ms']:.2f} ms** "
             "(peers not run: `bash benchmarks/run.sh --with-peers`)."
+        )
+    pg = next((r for r in rows if r["name"].startswith("lash + PostgresStore")), None)
+    rs = next((r for r in rows if r["name"].startswith("lash on Restate")), None)
+    if pg is not None and "median_ms" in pg:
+        lines[-1] += (
+            f" On a local PostgreSQL (fsync=on) a lash turn took {pg['median_ms']:.2f} ms"
+            + (
+                f"; through Restate (caller-side, SQLite store) {rs['median_ms']:.2f} ms"
+                if rs is not None and "median_ms" in rs
+                else ""
+            )
+            + " (section 1; worker scaling in section 3)."
         )
     lines += history_section(args_history(results))
     lines += [
