@@ -129,7 +129,14 @@ def durable_rows_prose(rows: list[dict[str, Any]]) -> list[str]:
                 "its lease) per invocation, and was not broken down further"
             )
         text += (
-            ". Peak RSS is the worker's. For comparison, the research note "
+            ". Peak RSS is the worker's. Bytes on disk are the lash SQLite store's only"
+            + (
+                f"; Restate's own temporary directory (its data, config and log) held "
+                f"{rs['restate_data_dir_bytes'] / 1048576:.1f} MiB at the end of the row"
+                if rs.get("restate_data_dir_bytes")
+                else ""
+            )
+            + ". For comparison, the research note "
             f"({PEERS_NOTE}) measured on this kind of machine, **not in this run**: "
             "pydantic-ai's `RestateAgent` in a virtual object 58–81 ms median per turn "
             "(60–86 ms mean), and a raw Restate virtual-object turn of three `ctx.run` steps "
