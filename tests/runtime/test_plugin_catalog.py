@@ -61,3 +61,21 @@ async def test_filtered_tool_is_unavailable(make_core: Any) -> None:
     result = await session.turn("go").run()
     assert [t.name for t in provider.requests[0].tools] == ["plugin_tool"]
     assert result.tool_calls[0].error_code == "tool_unavailable"
+
+
+async def test_two_tool_result_projectors_are_rejected(make_core: Any) -> None:
+    class AlsoProjects(lash.Plugin):
+        id = "also-projects"
+
+        def project_tool_output(
+            self, call: ToolCallPart, output: ToolCallOutput
+        ) -> ToolResultPart | None:
+            return None
+
+    core = make_core([], plugins=[Contributes, AlsoProjects])
+    import pytest
+
+    with pytest.raises(lash.EmbedError) as err:
+        await core.session("s").open()
+    assert err.value.kind == "duplicate_tool_result_projector"
+    assert "contributes" in err.value.message and "also-projects" in err.value.message

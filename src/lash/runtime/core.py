@@ -212,6 +212,15 @@ class LashCore:
                     f"building the plugin session for {session_id!r} failed: {err}",
                 ) from err
             plugins.append(plugin)
+        projectors = [
+            p.id for p in plugins if type(p).project_tool_output is not Plugin.project_tool_output
+        ]
+        if len(projectors) > 1:
+            raise EmbedError(
+                "duplicate_tool_result_projector",
+                "exactly one plugin may own the tool-result projection; found "
+                + ", ".join(repr(i) for i in projectors),
+            )
         cfg.effect_host.turn_control.unrevoke_session(session_id)
         unrevoke = getattr(cfg.effect_host, "unrevoke_await_events_for_session", None)
         if unrevoke is not None:
