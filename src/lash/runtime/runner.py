@@ -60,6 +60,7 @@ from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
 from lash.tools import ToolContext, execute_tool_call, project_output
 from lash.tools.base import Tool, ToolAttachments
+from lash.tools.membership import membership_of
 from lash.trace.base import TraceContext, Tracer
 from lash.types import (
     AgentFrameRecord,
@@ -311,7 +312,9 @@ class PhysicalTurn:
                 catalog[contributed.spec.name] = contributed
         for plugin in plugins:
             catalog = plugin.filter_tools(catalog)
-        self.tools = catalog
+        # host-hidden tools (persisted membership) are neither advertised nor callable
+        membership = membership_of(state.checkpoint.tool_state)
+        self.tools = {name: t for name, t in catalog.items() if membership.is_member(name)}
         self.tracer = Tracer(
             config.trace,
             TraceContext(

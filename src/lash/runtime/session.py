@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lash.errors import (
@@ -38,6 +38,7 @@ from lash.runtime.state import SessionState
 from lash.runtime.turn import TurnBuilder
 from lash.stores.base import DurabilityTier
 from lash.tools.base import Tool
+from lash.tools.membership import ToolMembership, membership_of, with_membership
 from lash.types import (
     AgentFrameRecord,
     CancellationEvidence,
@@ -886,6 +887,58 @@ class LashSession:
                     self._state = SessionState.from_persisted(persisted)
                 self._state.head_revision = result.head_revision
                 self._state.lease_generation = guard.generation
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                await self._settle(guard, error)
+
+    def tool_membership(self) -> ToolMembership:
+        """The committed tool membership (which advertised tools the host has hidden)."""
+        return membership_of(self._state.checkpoint.tool_state)
+
+    async def set_tool_membership(self, names: str | Iterable[str], present: bool) -> int:
+        """Show (``present``) or hide tools for this session, committed under the lease.
+
+        Hidden tools are left out of the model's catalog and a call to one is
+        ``tool_unavailable``; the record survives reopen and cold rebuilds. Returns the
+        membership generation (unchanged when nothing changed, and then nothing is committed).
+        """
+        self._check_open()
+        wanted = (names,) if isinstance(names, str) else tuple(names)
+        async with self._lock:
+            guard = await self._acquire()
+            error: BaseException | None = None
+            try:
+                await self._ensure_fresh(guard)
+                state = self._state
+                current = membership_of(state.checkpoint.tool_state)
+                updated = current.changed(wanted, present)
+                if updated is current:
+                    return current.generation
+                checkpoint = state.with_checkpoint(
+                    tool_state=with_membership(state.checkpoint.tool_state, updated)
+                )
+                store = self._cfg.store
+                if store is not None and guard is not None:
+                    result = await self._store_call(
+                        store.commit(
+                            RuntimeCommit(
+                                session_id=self.session_id,
+                                graph=GraphUnchanged(leaf_node_id=state.graph.leaf_node_id),
+                                checkpoint=checkpoint,
+                                config=state.config,
+                                expected_head_revision=state.head_revision,
+                                lease=guard.fence,
+                                agent_frames=tuple(state.agent_frames),
+                                current_agent_frame_id=state.current_frame_id,
+                            )
+                        )
+                    )
+                    state.head_revision = result.head_revision
+                    state.lease_generation = guard.generation
+                state.checkpoint = checkpoint
+                return updated.generation
             except BaseException as err:
                 error = err
                 raise

@@ -1,0 +1,128 @@
+"""Persisted per-session tool membership (spec processes-tools §3.3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lash
+from lash.stores import MemoryStore, SqliteStore
+from lash.testing import ScriptedProvider, reply, tool_call
+from lash.tools.membership import ToolMembership, membership_of, with_membership
+
+
+def _tools(ran: list[str]) -> list[Any]:
+    @lash.tool
+    async def add(ctx: lash.ToolContext, a: int, b: int) -> int:
+        """Add two numbers."""
+        ran.append("add")
+        return a + b
+
+    @lash.tool
+    async def wipe(ctx: lash.ToolContext) -> str:
+        """A dangerous tool a host wants hidden."""
+        ran.append("wipe")
+        return "wiped"
+
+    return [add, wipe]
+
+
+def _core(provider: ScriptedProvider, tools: list[Any], store: Any) -> lash.LashCore:
+    return (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("m"))
+        .store(store)
+        .effect_host(lash.InlineEffectHost())
+        .tools(tools)
+        .build()
+    )
+
+
+def _advertised(provider: ScriptedProvider) -> list[str]:
+    return [spec.name for spec in provider.requests[-1].tools]
+
+
+async def test_hidden_tool_is_not_advertised_and_a_call_is_tool_unavailable() -> None:
+    ran: list[str] = []
+    provider = ScriptedProvider([[tool_call("wipe", {}, "c1")], reply("done")])
+    session = await _core(provider, _tools(ran), MemoryStore()).session("s").open()
+    generation = await session.set_tool_membership("wipe", False)
+    assert generation == 1
+    result = await session.turn("go").run()
+    assert _advertised(provider) == ["add"]
+    record = result.tool_calls[0]
+    assert record.status == "failure" and record.error_code == "tool_unavailable"
+    assert ran == []
+
+
+async def test_membership_change_is_committed_and_survives_reopen() -> None:
+    store = MemoryStore()
+    ran: list[str] = []
+    provider = ScriptedProvider([reply("one")])
+    core = _core(provider, _tools(ran), store)
+    session = await core.session("s").open()
+    before = session.head_revision
+    await session.set_tool_membership(["wipe", "add"], False)
+    assert session.head_revision == before + 1
+    loaded = await store.load_session("s")
+    assert loaded is not None
+    assert membership_of(loaded.checkpoint.tool_state).hidden == ("add", "wipe")
+    # showing one again bumps the generation; a no-op change commits nothing
+    assert await session.set_tool_membership("add", True) == 2
+    revision = session.head_revision
+    assert await session.set_tool_membership("add", True) == 2
+    assert session.head_revision == revision
+    reopened = await core.session("s").open()
+    assert reopened.tool_membership().hidden == ("wipe",)
+    await reopened.turn("hi").run()
+    assert _advertised(provider) == ["add"]
+    # a turn's commit carries the membership forward
+    loaded = await store.load_session("s")
+    assert loaded is not None
+    assert membership_of(loaded.checkpoint.tool_state).hidden == ("wipe",)
+
+
+async def test_hidden_tool_stays_denied_across_cold_store_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    ran: list[str] = []
+    async with _core(ScriptedProvider([reply("x")]), _tools(ran), SqliteStore(path)) as core:
+        session = await core.session("s").open()
+        await session.set_tool_membership("wipe", False)
+        await session.turn("first").run()
+    # a fresh process: new store handle, new core, the tool's provider re-registered
+    provider = ScriptedProvider([[tool_call("wipe", {}, "c1")], reply("after")])
+    async with _core(provider, _tools(ran), SqliteStore(path)) as core:
+        session = await core.session("s").open()
+        result = await session.turn("again").run()
+    assert _advertised(provider) == ["add"]
+    assert result.tool_calls[0].error_code == "tool_unavailable"
+    assert ran == []
+
+
+async def test_newly_advertised_tools_become_members_by_default() -> None:
+    store = MemoryStore()
+    ran: list[str] = []
+    add, wipe = _tools(ran)
+    first = ScriptedProvider([reply("one")])
+    session = await _core(first, [add], store).session("s").open()
+    await session.set_tool_membership("ghost", False)  # hiding a tool nobody serves yet
+    await session.turn("hi").run()
+    assert _advertised(first) == ["add"]
+    later = ScriptedProvider([reply("two")])
+    session = await _core(later, [add, wipe], store).session("s").open()
+    await session.turn("hi").run()
+    assert _advertised(later) == ["add", "wipe"]
+
+
+def test_membership_record_rejects_bad_names_and_corrupt_state() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        ToolMembership().changed([""], False)
+    with pytest.raises(ValueError, match="corrupt tool membership"):
+        membership_of({"membership": {"hidden": 3}})
+    state = with_membership({"other": 1}, ToolMembership(generation=2, hidden=("x",)))
+    assert state["other"] == 1 and membership_of(state) == ToolMembership(
+        generation=2, hidden=("x",)
+    )
