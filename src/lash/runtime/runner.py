@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
 from lash.tools import ToolContext, execute_tool_call, project_output
 from lash.tools.base import Tool, ToolAttachments
+from lash.tools.grants import GrantSource, ToolExecutionGrant, resolve_grants
 from lash.tools.membership import membership_of
 from lash.trace.base import TraceContext, Tracer
 from lash.types import (
@@ -221,6 +222,9 @@ class TurnRequest:
     max_turns: int | None = None
     effect_host: EffectHost | None = None
     """A per-turn effect host (a durable handler's context-bound host); default: the core's."""
+    grants: tuple[ToolExecutionGrant, ...] = ()
+    """Per-turn execution grants: tools callable without being advertised."""
+    grant_sources: Mapping[str, GrantSource] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -310,6 +314,8 @@ class PhysicalTurn:
         for plugin in plugins:
             for contributed in plugin.tools():
                 catalog[contributed.spec.name] = contributed
+        # an explicit grant routes a call to a tool outside the catalog (never advertised)
+        self.granted = resolve_grants(request.grants, request.grant_sources, catalog)
         for plugin in plugins:
             catalog = plugin.filter_tools(catalog)
         # host-hidden tools (persisted membership) are neither advertised nor callable
@@ -790,6 +796,9 @@ class PhysicalTurn:
         if call.name == BATCH_TOOL_NAME and self.cfg.batch_tool:
             output = await self._run_batch(call, key)
         else:
+            # a grant is the host's explicit routing for this turn, so it wins over membership
+            granted = self.granted.get(call.name)
+            tool = granted.tool if granted is not None else self.tools.get(call.name)
 
             def make_context(attempt: int) -> ToolContext:
                 ctx = ToolContext(
@@ -807,13 +816,14 @@ class PhysicalTurn:
                     ),
                     trace=self.tracer,
                     await_keys=self._await_key_minter(),
+                    execution_binding=granted.grant.binding if granted is not None else None,
                 )
                 contexts.append(ctx)
                 return ctx
 
             async def run() -> ToolCallOutput:
                 return await execute_tool_call(
-                    self.tools.get(call.name), call, make_context=make_context, sleep=self.cfg.sleep
+                    tool, call, make_context=make_context, sleep=self.cfg.sleep
                 )
 
             try:
@@ -879,7 +889,7 @@ class PhysicalTurn:
                 entry["error"] = "each batch item needs a 'tool' name and a 'parameters' object"
             elif name == BATCH_TOOL_NAME:
                 entry["error"] = "batch cannot contain another batch"
-            elif name not in self.tools:
+            elif name not in self.tools and name not in self.granted:
                 entry["error"] = f"Tool '{name}' is unavailable in this session"
             else:
                 child_call = ToolCallPart(id=f"{call.id}:{index:02}", name=name, arguments=params)

@@ -38,6 +38,7 @@ from lash.runtime.state import SessionState
 from lash.runtime.turn import TurnBuilder
 from lash.stores.base import DurabilityTier
 from lash.tools.base import Tool
+from lash.tools.grants import GrantSource, ToolExecutionGrant
 from lash.tools.membership import ToolMembership, membership_of, with_membership
 from lash.types import (
     AgentFrameRecord,
@@ -118,6 +119,7 @@ class LashSession:
         self._running: dict[str, _Running] = {}
         self._closed = False
         self._tools: dict[str, Tool] = {t.spec.name: t for t in config.tools}
+        self._grant_sources: dict[str, GrantSource] = {}
 
     # --- identity -------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class LashSession:
         max_turns: int | None,
         local_cancel: list[CancellationEvidence],
         effect_host: EffectHost | None = None,
+        grants: tuple[ToolExecutionGrant, ...] = (),
     ) -> TurnResult:
         self._check_open()
         require_id(self.session_id, "session id")
@@ -280,6 +283,8 @@ class LashSession:
                     protocol_extension=protocol_extension,
                     max_turns=max_turns,
                     effect_host=effect_host,
+                    grants=grants,
+                    grant_sources=dict(self._grant_sources),
                 )
                 return await self._drive(request, guard, sinks, local_cancel)
             except BaseException as err:
@@ -352,6 +357,8 @@ class LashSession:
                 plugin_inputs=request.plugin_inputs,
                 max_turns=request.max_turns,
                 effect_host=request.effect_host,
+                grants=request.grants,
+                grant_sources=request.grant_sources,
             )
         self._publish_commit(frame_before)
         return results[-1]
@@ -892,6 +899,16 @@ class LashSession:
                 raise
             finally:
                 await self._settle(guard, error)
+
+    def add_grant_source(self, source_id: str, source: GrantSource) -> None:
+        """Register tools that only execution grants reach (``ToolExecutionGrant.source_id``):
+        nothing here is advertised to the model. Live wiring: register again after reopen."""
+        require_id(source_id, "grant source id")
+        if source_id in self._grant_sources:
+            raise EmbedError(
+                "duplicate_grant_source", f"grant source {source_id!r} is already registered"
+            )
+        self._grant_sources[source_id] = source
 
     def tool_membership(self) -> ToolMembership:
         """The committed tool membership (which advertised tools the host has hidden)."""

@@ -12,6 +12,7 @@ from lash.errors import LashRuntimeError, RuntimeErrorCode
 from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import ActivitySink, new_id
 from lash.runtime.scope import require_id
+from lash.tools.grants import ToolExecutionGrant
 from lash.types import CancellationEvidence, TurnActivity, TurnInput, TurnResult
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class TurnBuilder:
         self._max_turns: int | None = None
         self._sinks: list[ActivitySink] = []
         self._effect_host: EffectHost | None = None
+        self._grants: dict[str, ToolExecutionGrant] = {}
 
     def turn_id(self, turn_id: str) -> TurnBuilder:
         """Use a stable turn id (required for exactly-once redrives by a host)."""
@@ -67,6 +69,17 @@ class TurnBuilder:
         """Run this turn's effects through ``host`` (e.g. a durable host bound to a handler's
         context); pair it with a stable :meth:`turn_id` so a redrive replays the same keys."""
         self._effect_host = host
+        return self
+
+    def grant_tools(self, *grants: ToolExecutionGrant) -> TurnBuilder:
+        """Let this turn run the granted tools when the model calls them, without advertising
+        them or touching the session's tool membership (each grant carries its binding)."""
+        for grant in grants:
+            if not isinstance(grant, ToolExecutionGrant):
+                raise TypeError(f"not a ToolExecutionGrant: {grant!r}")
+            if grant.tool_name in self._grants:
+                raise ValueError(f"tool {grant.tool_name!r} is granted twice in one turn")
+            self._grants[grant.tool_name] = grant
         return self
 
     def on_event(self, sink: Callable[[TurnActivity], Awaitable[None]]) -> TurnBuilder:
@@ -100,6 +113,7 @@ class TurnBuilder:
             max_turns=self._max_turns,
             local_cancel=local_cancel,
             effect_host=self._effect_host,
+            grants=tuple(self._grants.values()),
         )
 
     async def run(self) -> TurnResult:

@@ -7,6 +7,7 @@ from lash.tools.base import Tool, ToolContext, ToolError, ToolProvider, ToolRetr
 from lash.tools.catalog import DuplicateToolError, ToolCatalog
 from lash.tools.decorator import FunctionTool, SchemaError, tool
 from lash.tools.dispatch import execute_tool_call, retry_delay_ms
+from lash.tools.grants import ToolExecutionGrant
 from lash.tools.pending import pending
 from lash.tools.projection import project_output, render_output, truncate_text
 
@@ -18,6 +19,7 @@ __all__ = [
     "ToolCatalog",
     "ToolContext",
     "ToolError",
+    "ToolExecutionGrant",
     "ToolProvider",
     "ToolRetryPolicy",
     "execute_tool_call",

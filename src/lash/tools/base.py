@@ -111,6 +111,7 @@ class ToolContext:
         "trace",
         "turn_id",
         "extras",
+        "execution_binding",
         "_await_keys",
     )
 
@@ -128,8 +129,11 @@ class ToolContext:
         attachments: ToolAttachments | None = None,
         trace: Tracer | None = None,
         await_keys: Callable[[Any], str] | None = None,
+        execution_binding: Mapping[str, Any] | None = None,
     ) -> None:
         self._await_keys = await_keys
+        # the host routing payload of the execution grant this call runs under (else None)
+        self.execution_binding = execution_binding
         self.session_id = session_id
         self.turn_id = turn_id
         self.call_id = call_id
