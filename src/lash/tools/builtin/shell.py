@@ -7,9 +7,12 @@ the full output of a large run survives for ``read_file``; the model sees a capp
 (head and tail) plus ``full_output_path``. A non-zero exit is data, not a failure; a timeout
 is the failure ``shell_timeout``.
 
-``start_command`` processes live in a per-session table owned by the
-:class:`~lash.tools.builtin.WorkspaceTools` that made them; ``aclose()`` kills them. They use
-pipes, not a PTY, and live only as long as this worker (no durable process registry yet).
+``start_command`` processes run in a pseudo-terminal (Linux/POSIX ``os.openpty``; echo off)
+as session leaders, so interactive programs see a terminal; a reader copies the PTY's output
+into the same kind of log file. They live in a per-session table owned by the
+:class:`~lash.tools.builtin.WorkspaceTools` that made them; ``aclose()`` kills each tracked
+process group and closes its PTY. They live only as long as this worker (no durable process
+registry yet).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import re
 import secrets
 import signal
+import termios
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,8 +72,58 @@ class _Running:
     command: str
     proc: asyncio.subprocess.Process
     log: Path
+    pty: _PtyOutput | None = None
     offset: int = 0
     sequence: int = 0
+    stdin_closed: bool = False
+
+
+class _PtyOutput:
+    """The parent side of a PTY: copies everything the child writes into its log file."""
+
+    def __init__(self, master: int, log_fd: int) -> None:
+        self.master = master
+        self._log_fd = log_fd
+        self._open = True
+        asyncio.get_running_loop().add_reader(master, self.drain)
+
+    def drain(self) -> None:
+        """Copy whatever is readable now; at end of output stop watching the PTY."""
+        while self._open:
+            try:
+                chunk = os.read(self.master, 65536)
+            except BlockingIOError:
+                return
+            except OSError:  # EIO: every slave side is closed
+                chunk = b""
+            if not chunk:
+                self._stop_reading()
+                return
+            os.write(self._log_fd, chunk)
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the child's terminal input."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.master, view) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.005)  # the tty input queue is full: let the child read
+
+    def _stop_reading(self) -> None:
+        if self._open:
+            self._open = False
+            asyncio.get_running_loop().remove_reader(self.master)
+
+    def close(self) -> None:
+        """Stop copying and release both descriptors (idempotent)."""
+        if self._open:
+            self.drain()
+        self._stop_reading()
+        for fd in (self.master, self._log_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.master = self._log_fd = -1
 
 
 class ProcessTable:
@@ -107,6 +161,18 @@ async def _terminate(entry: _Running) -> None:
     _kill_group(entry.proc)
     await entry.proc.wait()
     await _close_stdin(entry.proc)
+    if entry.pty is not None:
+        entry.pty.close()
+
+
+def _open_pty() -> tuple[int, int]:
+    """A master/slave PTY pair with echo off (the model's input is not its output)."""
+    master, slave = os.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[3] &= ~termios.ECHO
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    os.set_blocking(master, False)
+    return master, slave
 
 
 async def _close_stdin(proc: asyncio.subprocess.Process) -> None:
@@ -156,6 +222,36 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         finally:
             os.close(fd)
         return proc, log
+
+    async def spawn_pty(
+        ctx: ToolContext, cmd: str, workdir: str | None, shell: str | None, login: bool
+    ) -> tuple[asyncio.subprocess.Process, Path, _PtyOutput]:
+        cwd = _workdir(ws, workdir)
+        log, log_fd = _open_log(ws, "start_command", ctx.call_id)
+        try:
+            master, slave = _open_pty()
+        except OSError as exc:
+            os.close(log_fd)
+            log.unlink(missing_ok=True)
+            raise ToolError(f"Could not open a terminal: {exc}", code="pty_unavailable") from exc
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv(cmd, shell, login),
+                cwd=cwd,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                env=env(),
+            )
+        except OSError as exc:
+            os.close(master)
+            os.close(log_fd)
+            log.unlink(missing_ok=True)
+            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+        finally:
+            os.close(slave)
+        return proc, log, _PtyOutput(master, log_fd)
 
     @tool(name="exec_command")
     async def exec_command(
@@ -226,11 +322,9 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         """Start a long-running command and return a process handle with its first output. Send input or poll for more output with `write_stdin`."""  # noqa: E501
         if detach:
             return await _start_detached(ctx, cmd, workdir, shell, login)
-        proc, log = await spawn(
-            ctx, "start_command", cmd, workdir, shell, login, stdin=asyncio.subprocess.PIPE
-        )
+        proc, log, pty = await spawn_pty(ctx, cmd, workdir, shell, login)
         process_id = table._new_id(ctx.session_id, ctx.call_id)
-        entry = _Running(process_id=process_id, command=cmd, proc=proc, log=log)
+        entry = _Running(process_id=process_id, command=cmd, proc=proc, log=log, pty=pty)
         table._running[(ctx.session_id, process_id)] = entry
         handle: dict[str, Any] = {
             "__handle__": "process",
@@ -285,6 +379,8 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
             async with asyncio.timeout(yield_time_ms / 1000):
                 await entry.proc.wait()
         exited = entry.proc.returncode is not None
+        if entry.pty is not None:
+            entry.pty.drain()
         record = _record(ws, entry.log, entry.offset, limit, keep_log=True)
         entry.offset = int(record.pop("_end"))
         record.pop("full_output_path", None)
@@ -294,6 +390,8 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
             record["exit_code"] = _exit_code(entry.proc.returncode)
             table._running.pop((session_id, entry.process_id), None)
             await _close_stdin(entry.proc)
+            if entry.pty is not None:
+                entry.pty.close()
         return record
 
     @tool(name="write_stdin")
@@ -323,19 +421,23 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
                 f"No running process {process_id!r} in this session (it may have exited).",
                 code="process_not_found",
             )
-        stdin = entry.proc.stdin
         if chars:
-            if stdin is None or stdin.is_closing():
+            if entry.stdin_closed or entry.pty is None or entry.pty.master < 0:
                 raise ToolError(f"Stdin of {process_id!r} is closed.", code="stdin_closed")
             try:
-                stdin.write(chars.encode("utf-8"))
-                await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError) as exc:
+                await entry.pty.write(chars.encode("utf-8"))
+            except OSError as exc:
                 raise ToolError(
                     f"Process {process_id!r} is no longer reading stdin.", code="stdin_closed"
                 ) from exc
-        if close_stdin:
-            await _close_stdin(entry.proc)
+        if close_stdin and not entry.stdin_closed:
+            entry.stdin_closed = True
+            if entry.pty is not None and entry.pty.master >= 0:
+                # end of input on a terminal: EOF (^D) at the start of a line; after a partial
+                # line the first ^D only delivers that line
+                eof = b"\x04\x04" if chars and not chars.endswith("\n") else b"\x04"
+                with contextlib.suppress(OSError):
+                    await entry.pty.write(eof)
         entry.sequence += 1
         result: dict[str, Any] = {"process_id": process_id, "sequence": entry.sequence}
         result.update(await _poll(ctx.session_id, entry, yield_time_ms, cap(max_output_tokens)))
