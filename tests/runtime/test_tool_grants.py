@@ -106,11 +106,29 @@ async def test_execution_grant_reaches_hidden_tool_and_batch_children() -> None:
     )
     session = await _session_core(provider, MemoryStore(), [local, wipe]).session("s").open()
     await session.set_tool_membership("wipe", False)
-    grant = ToolExecutionGrant(tool_name="wipe", binding={"account": "ops"})
+    session.add_grant_source("ops", wipe)  # the host routes the hidden tool explicitly
+    grant = ToolExecutionGrant(tool_name="wipe", source_id="ops", binding={"account": "ops"})
     result = await session.turn("go").grant_tools(grant).run()
     assert [s.name for s in provider.requests[0].tools] == ["local", "batch"]
     assert result.tool_calls[0].status == "success"
     assert seen == [{"account": "ops"}]
+
+
+async def test_execution_grant_without_source_does_not_infer_registry_route() -> None:
+    ran: list[str] = []
+
+    @lash.tool
+    async def wipe(ctx: lash.ToolContext) -> str:
+        """A hidden catalog tool."""
+        ran.append("wipe")
+        return "wiped"
+
+    provider = ScriptedProvider([[tool_call("wipe", {}, "c1")], reply("done")])
+    session = await _session_core(provider, MemoryStore(), [wipe]).session("s").open()
+    await session.set_tool_membership("wipe", False)
+    result = await session.turn("go").grant_tools(ToolExecutionGrant(tool_name="wipe")).run()
+    assert result.tool_calls[0].error_code == "tool_unavailable"
+    assert ran == []
 
 
 async def test_unresolved_grant_leaves_the_call_unavailable() -> None:

@@ -315,7 +315,7 @@ class PhysicalTurn:
             for contributed in plugin.tools():
                 catalog[contributed.spec.name] = contributed
         # an explicit grant routes a call to a tool outside the catalog (never advertised)
-        self.granted = resolve_grants(request.grants, request.grant_sources, catalog)
+        self.granted = resolve_grants(request.grants, request.grant_sources)
         for plugin in plugins:
             catalog = plugin.filter_tools(catalog)
         # host-hidden tools (persisted membership) are neither advertised nor callable

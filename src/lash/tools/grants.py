@@ -3,8 +3,10 @@
 A grant is a host's explicit, per-turn authorisation (deferred tool resolution, a remote
 executor, a tool the session keeps hidden). It routes a call to a tool the model was never
 shown, without adding that tool to the advertised catalog or to persisted tool state. The
-grant itself is a plain serialisable record; the tool it names is resolved from a *grant
-source* the session knows (``source_id``), or from the session's own tools when none is given.
+grant itself is a plain serialisable record; the tool it names is resolved only from the
+*grant source* the session registered under ``source_id``. A grant without a source routes
+nowhere: a route is never inferred from the catalog, so a hidden tool runs only when the host
+registers it in a grant source explicitly.
 The grant's ``binding`` (account, secret reference, executor address) reaches the tool as
 ``ToolContext.execution_binding``.
 """
@@ -48,9 +50,7 @@ class GrantedTool:
 
 
 def resolve_grants(
-    grants: Iterable[ToolExecutionGrant],
-    sources: Mapping[str, GrantSource],
-    session_tools: Mapping[str, Tool],
+    grants: Iterable[ToolExecutionGrant], sources: Mapping[str, GrantSource]
 ) -> dict[str, GrantedTool]:
     """Grants by tool name, each bound to its tool. A grant whose source or tool is missing
     resolves to nothing, so a call to it stays ``tool_unavailable``; a second grant for the
@@ -61,11 +61,8 @@ def resolve_grants(
         if grant.tool_name in seen:
             raise ValueError(f"tool {grant.tool_name!r} is granted twice in one turn")
         seen.add(grant.tool_name)
-        if grant.source_id is None:
-            tool = session_tools.get(grant.tool_name)
-        else:
-            source = sources.get(grant.source_id)
-            tool = None if source is None else _find(source, grant.tool_name)
+        source = None if grant.source_id is None else sources.get(grant.source_id)
+        tool = None if source is None else _find(source, grant.tool_name)
         if tool is not None:
             resolved[grant.tool_name] = GrantedTool(tool, grant)
     return resolved
