@@ -102,7 +102,7 @@ async def test_hidden_tool_stays_denied_across_cold_store_rebuild(tmp_path: Path
     assert ran == []
 
 
-async def test_newly_advertised_tools_become_members_by_default() -> None:
+async def test_registry_makes_advertised_tools_members_by_default() -> None:
     store = MemoryStore()
     ran: list[str] = []
     add, wipe = _tools(ran)
