@@ -16,8 +16,6 @@ from lash.types import Message, TextDelta, TokenUsage
 
 from .helpers import FIXTURES, Outcome, drive, make, own, request, tool_loop_history, user
 
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures missing")
-
 
 async def _serve(
     kind: str, scripts: list[Any], req: Any, prefix: str = "", **options: Any
@@ -31,7 +29,6 @@ async def _serve(
     return outcome, server
 
 
-@needs_fixtures
 async def test_split_code_point_over_real_chunks() -> None:
     script = load_script(FIXTURES / "canonical/openai-compatible.chat-tool-call-split-stream.json")
     outcome, server = await _serve("openai-compatible", [script], request("openai/gpt-5.4"))
@@ -42,7 +39,6 @@ async def test_split_code_point_over_real_chunks() -> None:
     assert outcome.ok.evidence.provider_request_id == "req-stream-a"
 
 
-@needs_fixtures
 async def test_real_disconnect_is_a_retryable_stream_failure() -> None:
     script = load_script(FIXTURES / "canonical/openai-compatible.chat-mid-stream-disconnect.json")
     outcome, server = await _serve("openai-compatible", [script], request("openai/gpt-5.4"))
@@ -51,7 +47,6 @@ async def test_real_disconnect_is_a_retryable_stream_failure() -> None:
     assert outcome.response is None
 
 
-@needs_fixtures
 async def test_http_error_with_repeated_headers() -> None:
     script = load_script(FIXTURES / "canonical/openai-compatible.chat-rate-limit-429.json")
     outcome, server = await _serve(
@@ -66,7 +61,6 @@ async def test_http_error_with_repeated_headers() -> None:
     assert outcome.failed.provider_request_id == "req-429-a"
 
 
-@needs_fixtures
 async def test_anthropic_over_sockets() -> None:
     script = load_script(FIXTURES / "canonical/anthropic.messages-text-stream.json")
     outcome, server = await _serve(
@@ -77,7 +71,6 @@ async def test_anthropic_over_sockets() -> None:
     assert outcome.ok.usage == TokenUsage(input_tokens=7, output_tokens=4)
 
 
-@needs_fixtures
 async def test_responses_over_sockets_under_a_path_prefix() -> None:
     script = load_script(FIXTURES / "canonical/codex.responses-tool-call-stream.json")
     outcome, server = await _serve(
@@ -112,7 +105,6 @@ async def test_gemini_tool_loop_over_sockets() -> None:
     assert len(server.exchanges) == 2
 
 
-@needs_fixtures
 async def test_silent_server_times_out_on_the_chunk_timeout() -> None:
     script = load_script(FIXTURES / "canonical/openai-compatible.chat-stream-chunk-timeout.json")
     outcome, _ = await _serve(

@@ -57,7 +57,6 @@ async def test_tool_loop_turn_through_the_runtime() -> None:
     assert result.usage == TokenUsage(input_tokens=90, cache_read_input_tokens=10, output_tokens=10)
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures missing")
 async def test_shared_runtime_fixture_turn() -> None:
     script = load_script(FIXTURES / "runtime/openai-compatible.chat-runtime-text-stream.json")
     transport = ScriptedTransport(script)

@@ -371,15 +371,10 @@ def _test_targets() -> list[tuple[str, TestEvidence]]:
 )
 def test_durable_fault_matrix_named_test_exists(row_id: str, evidence: TestEvidence) -> None:
     path = ROOT / evidence.path
-    if not path.exists():
-        pytest.skip(
-            f"pending: row {row_id} cites {evidence.path}, which another engineer is still "
-            "writing; this check runs once the file exists"
-        )
-    if evidence.backend is not None and not _suite_mentions(path, evidence.backend):
-        pytest.skip(
-            f"pending: row {row_id} cites {evidence.path}, which does not run the "
-            f"{evidence.backend} backend yet; this check runs once that backend is registered"
+    assert path.exists(), f"row {row_id} cites {evidence.path}, which does not exist"
+    if evidence.backend is not None:
+        assert _suite_mentions(path, evidence.backend), (
+            f"row {row_id} cites {evidence.path}, which does not run the {evidence.backend} backend"
         )
     defined = _defined_tests(path)
     if evidence.test_name is None:
