@@ -331,3 +331,14 @@ async def test_virtual_schedule_is_played_through_the_injected_sleep() -> None:
     assert response.content == b"ab"
     assert waits == [0.01, 0.015, 0.015]
     transport.assert_exhausted()
+
+
+def test_retry_after_http_date_is_measured_against_the_response_date() -> None:
+    headers = {
+        "retry-after": "Wed, 21 Oct 2026 07:28:30 GMT",
+        "date": "Wed, 21 Oct 2026 07:28:00 GMT",
+    }
+    assert parse_retry_after(headers) == 30.0
+    # without the server's own Date header there is nothing to measure against
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:30 GMT"}) is None
+    assert parse_retry_after({"retry-after": "soon", "date": "x"}) is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from lash.types import ProviderFailure, ProviderFailureKind, TerminalReason
@@ -92,8 +93,10 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ra
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
 
 
-def first_header(headers: Mapping[str, str] | Any, name: str) -> str | None:
-    """The first value of ``name`` (case-insensitive); duplicates keep their first value."""
+def first_header(headers: Mapping[str, str] | Any, name: str, *, split: bool = True) -> str | None:
+    """The first value of ``name`` (case-insensitive); duplicates keep their first value.
+
+    ``split=False`` keeps a joined value whole (HTTP-dates contain commas)."""
     get_list = getattr(headers, "get_list", None)
     if callable(get_list):
         values = get_list(name)
@@ -101,7 +104,8 @@ def first_header(headers: Mapping[str, str] | Any, name: str) -> str | None:
     lowered = name.lower()
     for key, value in headers.items():
         if str(key).lower() == lowered:
-            return str(value).split(",")[0].strip()
+            text = str(value)
+            return (text.split(",")[0] if split else text).strip()
     return None
 
 
@@ -132,12 +136,14 @@ def parse_retry_after(headers: Mapping[str, str] | Any, body: Any = None) -> flo
             return max(0.0, float(ms) / 1000.0)
         except ValueError:
             pass
-    header = first_header(headers, "retry-after")
+    header = first_header(headers, "retry-after", split=False)
     if header is not None:
         try:
             return max(0.0, float(header))
         except ValueError:
-            pass  # an HTTP-date: we never read the wall clock here, so it is not honoured
+            dated = _http_date_delay(header, first_header(headers, "date", split=False))
+            if dated is not None:
+                return dated
     for obj in _walk(body):
         delay = obj.get("retryDelay") or obj.get("retry_delay")
         if isinstance(delay, str):
@@ -321,3 +327,18 @@ def transport_failure(exc: BaseException, *, request_id: str | None = None) -> P
         provider_request_id=request_id,
         raw=raw,
     )
+
+
+def _http_date_delay(retry_at: str, sent_at: str | None) -> float | None:
+    """An HTTP-date Retry-After, measured against the response's own ``Date`` header.
+
+    Reading our wall clock would make the delay depend on clock skew (and break injected
+    clocks); the server's two timestamps give the wait it meant. Without ``Date``: ``None``.
+    """
+    if sent_at is None:
+        return None
+    try:
+        delta = parsedate_to_datetime(retry_at) - parsedate_to_datetime(sent_at)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, delta.total_seconds())
