@@ -45,6 +45,35 @@ __all__ = [
 DEFAULT_MAX_OUTPUT_TOKENS = 32_768
 
 
+def decode_stream_event(data: str, request_id: str | None) -> dict[str, Any]:
+    """One SSE ``data`` payload as a JSON object, or a ``stream_malformed_json`` failure.
+
+    Every streaming adapter decodes its events the same way; only what it does with the
+    object differs.
+    """
+    try:
+        event = json.loads(data)
+    except ValueError as err:
+        raise ProviderError(
+            stream_failure(
+                f"malformed JSON in the response stream: {err}",
+                code="stream_malformed_json",
+                raw=data,
+                request_id=request_id,
+            )
+        ) from err
+    if not isinstance(event, dict):
+        raise ProviderError(
+            stream_failure(
+                "a stream event was not a JSON object",
+                code="stream_malformed_json",
+                raw=data,
+                request_id=request_id,
+            )
+        )
+    return event
+
+
 def new_call_id() -> str:
     """An id for a tool call the provider did not name."""
     return f"call_{uuid.uuid4().hex[:24]}"

@@ -28,6 +28,7 @@ from lash.providers._classify import (
 from lash.providers._common import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     PartsBuilder,
+    decode_stream_event,
     evidence,
     int_or_zero,
     iter_payloads,
@@ -302,26 +303,7 @@ class _MessagesParser:
         if not data or data == "[DONE]":
             return []
         self._last_raw = data
-        try:
-            event = json.loads(data)
-        except ValueError as err:
-            raise ProviderError(
-                stream_failure(
-                    f"malformed JSON in the response stream: {err}",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            ) from err
-        if not isinstance(event, dict):
-            raise ProviderError(
-                stream_failure(
-                    "a stream event was not a JSON object",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            )
+        event = decode_stream_event(data, self.request_id)
         kind = event.get("type")
         if kind == "error":
             raise ProviderError(classify_error_payload(event, raw=data, request_id=self.request_id))

@@ -19,6 +19,7 @@ from lash.providers._classify import classify_error_payload, stream_failure
 from lash.providers._common import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     PartsBuilder,
+    decode_stream_event,
     evidence,
     iter_payloads,
     merge_usage,
@@ -367,26 +368,7 @@ class _ChatParser:
         if data == "[DONE]":
             return []  # a sentinel, not terminal evidence: finish_reason is
         self._last_raw = data
-        try:
-            chunk = json.loads(data)
-        except ValueError as err:
-            raise ProviderError(
-                stream_failure(
-                    f"malformed JSON in the response stream: {err}",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            ) from err
-        if not isinstance(chunk, dict):
-            raise ProviderError(
-                stream_failure(
-                    "a stream event was not a JSON object",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            )
+        chunk = decode_stream_event(data, self.request_id)
         if chunk.get("error"):
             raise ProviderError(classify_error_payload(chunk, raw=data, request_id=self.request_id))
         self._id = self._id or _str(chunk.get("id"))

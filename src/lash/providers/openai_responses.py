@@ -7,7 +7,6 @@ and reasoning as ``reasoning`` items only when we hold their encrypted content.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from lash.providers._classify import classify_error_payload, stream_failure
 from lash.providers._common import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     PartsBuilder,
+    decode_stream_event,
     evidence,
     iter_payloads,
     merge_usage,
@@ -251,26 +251,7 @@ class _ResponsesParser:
         if not data or data == "[DONE]":
             return []
         self._last_raw = data
-        try:
-            event = json.loads(data)
-        except ValueError as err:
-            raise ProviderError(
-                stream_failure(
-                    f"malformed JSON in the response stream: {err}",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            ) from err
-        if not isinstance(event, dict):
-            raise ProviderError(
-                stream_failure(
-                    "a stream event was not a JSON object",
-                    code="stream_malformed_json",
-                    raw=data,
-                    request_id=self.request_id,
-                )
-            )
+        event = decode_stream_event(data, self.request_id)
         kind = event.get("type")
         response = event.get("response")
         if isinstance(response, dict):
