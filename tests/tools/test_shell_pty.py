@@ -58,7 +58,7 @@ async def test_start_command_runs_in_a_pty(tools: WorkspaceTools) -> None:
         cmd="test -t 0 && test -t 1 && test -t 2 && echo in-a-pty; tty",
         yield_time_ms=3000,
     )
-    assert out["status"] == "exited" and out["exit_code"] == 0
+    assert out["status"] == "completed" and out["exit_code"] == 0
     first, second = out["output"].splitlines()
     assert first == "in-a-pty"
     assert second.startswith("/dev/pts/")
@@ -81,7 +81,7 @@ async def test_pty_write_stdin_does_not_echo_and_partial_line_eof_delivers(
     last = await call(
         tools, "write_stdin", process_id="p", chars="tail", close_stdin=True, yield_time_ms=3000
     )
-    assert last["status"] == "exited" and last["exit_code"] == 0
+    assert last["status"] == "completed" and last["exit_code"] == 0
     assert last["output"] == "tail"
 
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import overload
 
+from lash.clock import Clock
 from lash.tools.base import Tool
 from lash.tools.builtin._workspace import Workspace
 from lash.tools.builtin.edit import make_edit
@@ -82,15 +83,17 @@ def workspace_tools(
     max_output_bytes: int = 10_000,
     default_timeout_ms: int = 600_000,
     env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
 ) -> WorkspaceTools:
     """The file, search and (unless ``shell=False``) shell tools, confined to ``root``.
 
     ``default_shell`` defaults to ``$SHELL`` (else ``/bin/sh``); ``max_output_bytes`` caps
     the command output returned to the model (the full output stays in a file under
-    ``<root>/.lash/outputs/``); ``env`` adds variables to every command's environment.
+    ``<root>/.lash/outputs/``); ``env`` adds variables to every command's environment;
+    ``clock`` stamps ``started_at`` on process handles (default: the system clock).
     """
     ws = Workspace(root)
-    processes = ProcessTable()
+    processes = ProcessTable(clock)
     tools: list[Tool] = [
         make_read_file(ws),
         make_glob(ws),
