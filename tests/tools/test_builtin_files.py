@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lash.tools import Tool, ToolCatalog
+from lash.tools import Tool, ToolCatalog, ToolError
 from lash.tools.builtin import WorkspaceTools, workspace_tools
 from lash.tools.builtin.edit import apply_edits
 from lash.tools.builtin.search import glob_to_regex
@@ -137,65 +137,6 @@ async def test_grep_does_not_follow_symlinked_files_out(
     assert out.status == "success" and out.payload == {"matches": []}
 
 
-# --- read_file --------------------------------------------------------------------------------
-
-
-async def test_read_file_numbers_lines(tools: WorkspaceTools) -> None:
-    (root_of(tools) / "f.txt").write_text("alpha\nbeta\r\ngamma")
-    out = await call(tools, "read_file", path="f.txt")
-    assert out.payload == "1: alpha\n2: beta\n3: gamma"
-
-
-async def test_read_file_offset_and_limit(tools: WorkspaceTools) -> None:
-    (root_of(tools) / "f.txt").write_text("".join(f"l{i}\n" for i in range(1, 11)))
-    out = await call(tools, "read_file", path="f.txt", offset=3, limit=2)
-    assert out.payload == "3: l3\n4: l4\n[Showing lines 3-4 of 10. Use offset=5 to continue.]"
-    past = await call(tools, "read_file", path="f.txt", offset=11)
-    assert past.error_code == "offset_out_of_range"
-    bad = await call(tools, "read_file", path="f.txt", offset=0)
-    assert bad.error_code == "invalid_tool_args"
-
-
-async def test_read_file_caps_large_output_by_bytes(tools: WorkspaceTools) -> None:
-    (root_of(tools) / "big.txt").write_text(("y" * 1000 + "\n") * 200)
-    out = await call(tools, "read_file", path="big.txt")
-    assert isinstance(out.payload, str)
-    assert len(out.payload.encode()) < 52 * 1024
-    assert "output capped at 50 KB" in out.payload
-    assert "Use offset=" in out.payload
-
-
-async def test_read_file_truncates_very_long_lines(tools: WorkspaceTools) -> None:
-    (root_of(tools) / "wide.txt").write_text("é" * 5000)
-    out = await call(tools, "read_file", path="wide.txt")
-    assert out.payload.startswith("1: " + "é" * 2000 + "... [line truncated")
-
-
-async def test_read_file_missing_and_binary(tools: WorkspaceTools) -> None:
-    missing = await call(tools, "read_file", path="nope.txt")
-    assert missing.error_code == "file_not_found" and "glob" in missing.payload
-    (root_of(tools) / "b.bin").write_bytes(b"\x89PNG\x00\x01\x02")
-    binary = await call(tools, "read_file", path="b.bin")
-    assert binary.error_code == "binary_file"
-
-
-async def test_read_file_lists_directories_paginated(tools: WorkspaceTools) -> None:
-    root = root_of(tools)
-    (root / "dir").mkdir()
-    for name in ("b.txt", "a.txt", "c.txt"):
-        (root / "dir" / name).write_text("")
-    (root / "dir" / "sub").mkdir()
-    out = await call(tools, "read_file", path="dir")
-    assert out.payload == "a.txt\nb.txt\nc.txt\nsub/"
-    page = await call(tools, "read_file", path="dir", offset=2, limit=2)
-    assert page.payload == "b.txt\nc.txt\n[Showing entries 2-3 of 4. Use offset=4 to continue.]"
-
-
-async def test_read_file_is_safe_to_retry(tools: WorkspaceTools) -> None:
-    assert get(tools, "read_file").retry_policy == "safe"
-    assert get(tools, "write").retry_policy == "never"
-
-
 # --- write ------------------------------------------------------------------------------------
 
 
@@ -219,147 +160,265 @@ async def test_write_refuses_directories(tools: WorkspaceTools) -> None:
     assert out.error_code == "not_a_file"
 
 
-# --- edit -------------------------------------------------------------------------------------
+# --- edit (§5.7 "files" rows) -----------------------------------------------------------------
 
 
 def edit_args(*pairs: tuple[str, str]) -> list[dict[str, str]]:
     return [{"oldText": old, "newText": new} for old, new in pairs]
 
 
+async def edit_fails(
+    tools: WorkspaceTools, name: str, content: bytes, edits: list[dict[str, str]]
+) -> ToolCallOutput:
+    """Run a failing edit and check the file was left byte-for-byte unchanged."""
+    target = root_of(tools) / name
+    target.write_bytes(content)
+    out = await call(tools, "edit", path=name, edits=edits)
+    assert out.status == "failure"
+    assert target.read_bytes() == content
+    return out
+
+
 async def test_edit_replaces_one_unique_block(tools: WorkspaceTools) -> None:
-    target = root_of(tools) / "m.py"
-    target.write_text("def f():\n    return 1\n\ndef g():\n    return 2\n")
-    out = await call(tools, "edit", path="m.py", edits=edit_args(("return 2", "return 3")))
+    target = root_of(tools) / "main.rs"
+    target.write_text("fn main() {\n    old();\n}\n")
+    out = await call(tools, "edit", path="main.rs", edits=edit_args(("old();", "new();")))
     assert out.status == "success"
-    assert target.read_text() == "def f():\n    return 1\n\ndef g():\n    return 3\n"
+    assert target.read_text() == "fn main() {\n    new();\n}\n"
+    assert "Successfully replaced 1 block(s)" in out.payload["summary"]
     assert out.payload["replacements"] == 1
-    assert out.payload["details"]["firstChangedLine"] == 5
-    assert "-    return 2" in out.payload["details"]["patch"]
-    assert "+    return 3" in out.payload["details"]["diff"]
+    assert out.payload["path"] == "main.rs"
+    assert out.payload["details"]["firstChangedLine"] == 2
+    assert "-    old();" in out.payload["details"]["patch"]
+    assert "+    new();" in out.payload["details"]["diff"]
 
 
-async def test_edit_applies_several_edits_against_the_original(tools: WorkspaceTools) -> None:
+async def test_edit_replaces_multiple_disjoint_blocks_against_original_file(
+    tools: WorkspaceTools,
+) -> None:
+    target = root_of(tools) / "notes.txt"
+    target.write_text("alpha\nbeta\ngamma\n")
+    out = await call(
+        tools,
+        "edit",
+        path="notes.txt",
+        edits=edit_args(("alpha\n", "ALPHA\n"), ("gamma\n", "GAMMA\n")),
+    )
+    assert out.status == "success"
+    assert target.read_text() == "ALPHA\nbeta\nGAMMA\n"
+    assert out.payload["replacements"] == 2
+
+
+async def test_edit_applies_edits_in_any_order_against_the_original(
+    tools: WorkspaceTools,
+) -> None:
     target = root_of(tools) / "t.txt"
     target.write_text("alpha\nbeta\nomega\n")
     out = await call(
-        tools, "edit", path="t.txt", edits=edit_args(("alpha", "beta"), ("omega", "OMEGA"))
+        tools, "edit", path="t.txt", edits=edit_args(("omega", "OMEGA"), ("alpha", "beta"))
     )
     assert out.status == "success"
     assert target.read_text() == "beta\nbeta\nOMEGA\n"
 
 
-@pytest.mark.parametrize(
-    ("edits", "code"),
-    [
-        (edit_args(("same", "x")), "edit_ambiguous_match"),
-        (edit_args(("absent", "x")), "edit_no_match"),
-        (edit_args(("one same", "x"), ("same two", "y")), "edit_overlap"),
-        (edit_args(("one", "one")), "edit_no_change"),
-        (edit_args(("", "x")), "invalid_tool_args"),
-        ([], "invalid_tool_args"),
-    ],
-)
-async def test_edit_failures_leave_the_file_unchanged(
-    tools: WorkspaceTools, edits: list[dict[str, str]], code: str
+async def test_edit_rejects_empty_edit_list(tools: WorkspaceTools) -> None:
+    out = await edit_fails(tools, "a.txt", b"alpha\n", [])
+    assert out.error_code == "invalid_tool_args"
+    assert "edits" in str(out.payload)
+    with pytest.raises(ToolError, match="edits must contain at least one replacement"):
+        apply_edits("alpha\n", [])
+
+
+async def test_edit_rejects_empty_old_text(tools: WorkspaceTools) -> None:
+    out = await edit_fails(tools, "a.txt", b"alpha\n", edit_args(("", "x")))
+    assert out.error_code == "invalid_tool_args"
+    assert "oldText must not be empty" in str(out.payload)
+
+
+async def test_edit_rejects_missing_file(tools: WorkspaceTools) -> None:
+    out = await call(tools, "edit", path="missing.txt", edits=edit_args(("a", "b")))
+    assert out.status == "failure" and out.error_code == "file_not_found"
+    assert "Could not edit missing.txt" in str(out.payload)
+    assert not (root_of(tools) / "missing.txt").exists()
+
+
+async def test_edit_rejects_duplicate_matches(tools: WorkspaceTools) -> None:
+    out = await edit_fails(tools, "dup.txt", b"same\nsame\n", edit_args(("same\n", "other\n")))
+    assert out.error_code == "edit_ambiguous_match"
+    assert "Found 2 occurrences" in str(out.payload)
+
+
+async def test_edit_rejects_overlapping_matches(tools: WorkspaceTools) -> None:
+    out = await edit_fails(
+        tools, "overlap.txt", b"abcdef\n", edit_args(("abc", "ABC"), ("bcd", "BCD"))
+    )
+    assert out.error_code == "edit_overlap"
+    assert "overlap" in str(out.payload)
+
+
+async def test_edit_rejects_no_change_replacement(tools: WorkspaceTools) -> None:
+    out = await edit_fails(tools, "same.txt", b"alpha\n", edit_args(("alpha", "alpha")))
+    assert out.error_code == "edit_no_change"
+    assert "No changes" in str(out.payload)
+
+
+async def test_edit_does_not_match_second_edit_against_first_replacement(
+    tools: WorkspaceTools,
 ) -> None:
-    target = root_of(tools) / "t.txt"
-    original = b"one same two same\n"
-    target.write_bytes(original)
-    out = await call(tools, "edit", path="t.txt", edits=edits)
-    assert out.status == "failure" and out.error_code == code
-    assert target.read_bytes() == original
-
-
-async def test_edit_missing_file(tools: WorkspaceTools) -> None:
-    out = await call(tools, "edit", path="nope.txt", edits=edit_args(("a", "b")))
-    assert out.error_code == "file_not_found"
-
-
-async def test_edit_preserves_crlf_and_bom(tools: WorkspaceTools) -> None:
-    target = root_of(tools) / "w.txt"
-    target.write_bytes("\ufeffline one\r\nline two\r\nline three\r\n".encode())
-    out = await call(
-        tools, "edit", path="w.txt", edits=edit_args(("line two\nline three", "2\nthree"))
+    out = await edit_fails(
+        tools, "original.txt", b"alpha\n", edit_args(("alpha", "beta"), ("beta", "gamma"))
     )
-    assert out.status == "success"
-    assert target.read_bytes() == "\ufeffline one\r\n2\r\nthree\r\n".encode()
-
-
-async def test_edit_fuzzy_matches_unicode_and_trailing_whitespace(tools: WorkspaceTools) -> None:
-    target = root_of(tools) / "u.txt"
-    target.write_bytes("keep  \nsay \u201chello\u201d \u2014 ok   \nkeep\u00a0too  \n".encode())
-    out = await call(
-        tools, "edit", path="u.txt", edits=edit_args(('say "hello" - ok', "say goodbye"))
-    )
-    assert out.status == "success"
-    # Untouched lines keep their original bytes (trailing spaces, NBSP).
-    assert target.read_bytes() == "keep  \nsay goodbye\nkeep\u00a0too  \n".encode()
+    assert out.error_code == "edit_no_match"
+    assert "Could not find edits[1]" in str(out.payload)
 
 
 def test_apply_edits_does_not_match_against_earlier_replacements() -> None:
     assert apply_edits("a b", [("a", "b"), ("b", "c")]) == "b c"
 
 
-# --- glob ------------------------------------------------------------------------------------
+async def test_edit_preserves_crlf_and_bom(tools: WorkspaceTools) -> None:
+    target = root_of(tools) / "windows.txt"
+    target.write_bytes("\ufefffirst\r\nsecond\r\nthird\r\n".encode())
+    out = await call(tools, "edit", path="windows.txt", edits=edit_args(("second\n", "SECOND\n")))
+    assert out.status == "success"
+    assert target.read_bytes() == "\ufefffirst\r\nSECOND\r\nthird\r\n".encode()
+    multi = await call(
+        tools, "edit", path="windows.txt", edits=edit_args(("SECOND\r\nthird", "2\nthree"))
+    )
+    assert multi.status == "success"
+    assert target.read_bytes() == "\ufefffirst\r\n2\r\nthree\r\n".encode()
 
 
-async def make_tree(root: Path) -> None:
-    for rel in (
-        "a.rs",
-        "b.rs",
-        "c.txt",
-        "sub/deep/file.rs",
-        "sub/notes.md",
-        ".hidden/x.rs",
-        "node_modules/pkg/y.rs",
-        "build/out.rs",
-        "sub/gen.rs",
-    ):
+async def test_edit_fuzzy_matches_common_unicode_and_trailing_whitespace(
+    tools: WorkspaceTools,
+) -> None:
+    target = root_of(tools) / "unicode.txt"
+    target.write_bytes(
+        "before\nquote \u201cvalue\u201d uses dash \u2013 and space\u00a0   \nafter\n".encode()
+    )
+    out = await call(
+        tools,
+        "edit",
+        path="unicode.txt",
+        edits=edit_args(('quote "value" uses dash - and space ', "normalized line")),
+    )
+    assert out.status == "success"
+    assert target.read_bytes() == b"before\nnormalized line\nafter\n"
+
+
+async def test_edit_fuzzy_matching_preserves_untouched_lines(tools: WorkspaceTools) -> None:
+    target = root_of(tools) / "preserve.txt"
+    target.write_bytes("keep \u201csmart\u201d\nchange \u2013\nkeep \u00a0space  \n".encode())
+    out = await call(tools, "edit", path="preserve.txt", edits=edit_args(("change -", "changed")))
+    assert out.status == "success"
+    # only the matched line is rewritten; the others keep their quotes, NBSP and spaces
+    assert target.read_bytes() == "keep \u201csmart\u201d\nchanged\nkeep \u00a0space  \n".encode()
+
+
+async def test_edit_rejects_unknown_fields_in_an_edit(tools: WorkspaceTools) -> None:
+    edits: list[dict[str, Any]] = [{"oldText": "a", "newText": "b", "unexpected": True}]
+    out = await edit_fails(tools, "a.txt", b"a\n", edits)
+    assert out.error_code == "invalid_tool_args"
+
+
+# --- glob (§5.7 "files" rows) -----------------------------------------------------------------
+
+
+def touch(root: Path, *paths: str) -> None:
+    for rel in paths:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"content of {rel}\n")
-    (root / ".git").mkdir()
-    (root / ".git" / "z.rs").write_text("")
-    (root / ".gitignore").write_text("build/\n")
-    (root / "sub" / ".gitignore").write_text("gen.rs\n")
+        path.write_text("")
 
 
-async def test_glob_matches_sorted_and_skips_ignored(tools: WorkspaceTools) -> None:
-    await make_tree(root_of(tools))
+async def test_glob_matches(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "a.rs", "b.rs", "c.txt")
     out = await call(tools, "glob", pattern="*.rs")
-    assert out.payload == {"paths": ["a.rs", "b.rs", "sub/deep/file.rs"]}
-    dotted = await call(tools, "glob", pattern="./*.rs")
-    assert dotted.payload == out.payload
-    nested = await call(tools, "glob", pattern="**/*.rs", path="sub")
-    assert nested.payload == {"paths": ["sub/deep/file.rs"]}
+    assert out.status == "success"
+    assert out.payload == {"paths": ["a.rs", "b.rs"]}
 
 
-async def test_glob_includes_matching_directories(tools: WorkspaceTools) -> None:
-    await make_tree(root_of(tools))
-    out = await call(tools, "glob", pattern="sub/d*")
-    assert out.payload["paths"] == ["sub/deep", "sub/deep/file.rs"]
+async def test_glob_no_matches(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "a.txt")
+    out = await call(tools, "glob", pattern="*.rs")
+    assert out.status == "success" and out.payload == {"paths": []}
 
 
-async def test_glob_no_matches_and_truncation(tools: WorkspaceTools) -> None:
-    await make_tree(root_of(tools))
-    none = await call(tools, "glob", pattern="*.py")
-    assert none.payload == {"paths": []}
-    capped = await call(tools, "glob", pattern="*.rs", limit=2)
-    assert capped.payload == {
+async def test_glob_nested(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "sub/deep/file.rs")
+    out = await call(tools, "glob", pattern="**/*.rs")
+    assert out.payload == {"paths": ["sub/deep/file.rs"]}
+    below = await call(tools, "glob", pattern="**/*.rs", path="sub")
+    assert below.payload == {"paths": ["sub/deep/file.rs"]}
+
+
+async def test_glob_truncation_marker(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "a.rs", "b.rs", "c.rs")
+    out = await call(tools, "glob", pattern="*.rs", limit=2)
+    assert out.payload == {
         "paths": ["a.rs", "b.rs"],
         "truncated": {"shown": 2, "total": 3, "omitted": 1},
     }
+
+
+async def test_glob_limit_none(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "a.rs", "b.rs", "c.rs")
     for unlimited in (None, "none"):
         out = await call(tools, "glob", pattern="*.rs", limit=unlimited)
-        assert len(out.payload["paths"]) == 3 and "truncated" not in out.payload
+        assert out.payload == {"paths": ["a.rs", "b.rs", "c.rs"]}  # and no truncation marker
     bad = await call(tools, "glob", pattern="*.rs", limit=0)
     assert bad.error_code == "invalid_tool_args"
 
 
+async def test_glob_rejects_removed_list_like_options(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "a.rs")
+    out = await call(tools, "glob", pattern="*.rs", with_lines=True)
+    assert out.status == "failure" and out.error_code == "invalid_tool_args"
+    assert get(tools, "glob").spec.parameters["additionalProperties"] is False
+
+
+async def test_glob_excludes_hidden_by_default(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), ".hidden.rs", "shown.rs", ".dir/inner.rs")
+    out = await call(tools, "glob", pattern="*.rs")
+    assert out.payload == {"paths": ["shown.rs"]}
+
+
+async def test_glob_respects_repo_gitignore_by_default(tools: WorkspaceTools) -> None:
+    root = root_of(tools)
+    (root / ".git").mkdir()
+    (root / ".gitignore").write_text("ignored.rs\nbuild/\n")
+    touch(root, "ignored.rs", "kept.rs", "build/out.rs", "sub/gen.rs", "sub/own.rs")
+    (root / "sub" / ".gitignore").write_text("gen.rs\n")
+    out = await call(tools, "glob", pattern="*.rs")
+    assert out.payload == {"paths": ["kept.rs", "sub/own.rs"]}
+
+
+async def test_glob_excludes_dot_git_even_when_pattern_matches_it(tools: WorkspaceTools) -> None:
+    root = root_of(tools)
+    touch(root, ".git/HEAD", ".git/objects/ab/cd", "src/.git/config")
+    for pattern in (".git/**", "**/.git/**", "**/HEAD", "*"):
+        out = await call(tools, "glob", pattern=pattern)
+        assert not any(".git" in p for p in out.payload["paths"]), pattern
+
+
+async def test_glob_excludes_node_modules_by_default(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "node_modules/pkg/index.js", "app.js", "web/node_modules/x.js")
+    out = await call(tools, "glob", pattern="**/*.js")
+    assert out.payload == {"paths": ["app.js"]}
+
+
+async def test_glob_includes_matching_directories(tools: WorkspaceTools) -> None:
+    touch(root_of(tools), "sub/deep/file.rs", "sub/notes.md")
+    out = await call(tools, "glob", pattern="sub/d*")
+    assert out.payload["paths"] == ["sub/deep", "sub/deep/file.rs"]
+
+
 async def test_glob_path_must_be_a_directory(tools: WorkspaceTools) -> None:
-    await make_tree(root_of(tools))
+    touch(root_of(tools), "a.rs")
     out = await call(tools, "glob", pattern="*", path="a.rs")
     assert out.error_code == "not_a_directory"
+    missing = await call(tools, "glob", pattern="*", path="nope")
+    assert missing.error_code == "file_not_found"
 
 
 @pytest.mark.parametrize(
@@ -380,6 +439,28 @@ async def test_glob_path_must_be_a_directory(tools: WorkspaceTools) -> None:
 )
 def test_glob_pattern_semantics(pattern: str, path: str, expected: bool) -> None:
     assert bool(glob_to_regex(pattern).match(path)) is expected
+
+
+async def make_tree(root: Path) -> None:
+    touch(
+        root,
+        "a.rs",
+        "b.rs",
+        "c.txt",
+        "sub/deep/file.rs",
+        "sub/notes.md",
+        ".hidden/x.rs",
+        "node_modules/pkg/y.rs",
+        "build/out.rs",
+        "sub/gen.rs",
+    )
+    for path in root.rglob("*"):
+        if path.is_file():
+            path.write_text(f"content of {path.relative_to(root).as_posix()}\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "z.rs").write_text("")
+    (root / ".gitignore").write_text("build/\n")
+    (root / "sub" / ".gitignore").write_text("gen.rs\n")
 
 
 # --- grep ------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 ``read_file`` on a png/jpeg/gif/webp/bmp image (recognised by its magic bytes, not its name)
 stores the bytes as a session attachment through ``ctx.attachments`` and returns a payload
-naming it, with the pixel size when the header gives it cheaply.
+naming it, with the pixel size when the header gives it cheaply. ``attach_as`` (an explicit
+MIME type) attaches any file that way instead, so a binary file the model knows how to hand
+to a provider natively is not rejected as binary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import struct
 from typing import Annotated, Any
 
@@ -25,6 +28,10 @@ MAX_LINE_CHARS = 2000
 MAX_OUTPUT_BYTES = 50 * 1024
 BINARY_SNIFF_BYTES = 8192
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+"""The largest file stored as an attachment (an image, or any file read with ``attach_as``)."""
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
 
 
 def make_read_file(ws: Workspace) -> FunctionTool:
@@ -38,12 +45,18 @@ def make_read_file(ws: Workspace) -> FunctionTool:
         limit: Annotated[int, msgspec.Meta(ge=1, description="Maximum lines to show.")] = (
             DEFAULT_LIMIT
         ),
+        attach_as: Annotated[
+            str | None,
+            "Attach the file natively with this MIME type (e.g. application/pdf) instead of "
+            "reading it as text.",
+        ] = None,
     ) -> str | dict[str, Any]:
-        """Read a known file or directory. Text comes back as `LINE: text` lines; a directory comes back as a sorted, paginated entry list (`name/` for directories); an image (png, jpeg, gif, webp, bmp) is stored as an attachment and comes back as its reference and size. Default: 2000 lines. Use `glob` to discover paths."""  # noqa: E501
-        result = await asyncio.to_thread(_read_sync, ws, path, offset, limit)
+        """Read a known file or directory. Text comes back as `LINE: text` lines; a directory comes back as a sorted, paginated entry list (`name/` for directories); an image (png, jpeg, gif, webp, bmp) is stored as an attachment and comes back as its reference and size. Set `attach_as` to an explicit MIME type to attach any other file natively. Default: 2000 lines. Use `glob` to discover paths."""  # noqa: E501
+        media_type = _media_type(attach_as) if attach_as is not None else None
+        result = await asyncio.to_thread(_read_sync, ws, path, offset, limit, media_type)
         if isinstance(result, str):
             return result
-        return await _attach_image(ctx, ws.display(ws.resolve(path)), result)
+        return await _attach(ctx, ws.display(ws.resolve(path)), result)
 
     return read_file
 
@@ -73,15 +86,27 @@ def make_write(ws: Workspace) -> FunctionTool:
     return write
 
 
-class _Image(msgspec.Struct, frozen=True):
-    """An image file read whole, before it is stored."""
+class _Attachment(msgspec.Struct, frozen=True):
+    """A file read whole to be stored as an attachment (``size`` only for images)."""
 
     media_type: str
     data: bytes
     size: tuple[int, int] | None
 
 
-def _read_sync(ws: Workspace, path: str, offset: int, limit: int) -> str | _Image:
+def _media_type(value: str) -> str:
+    text = value.strip().lower()
+    if not _MEDIA_TYPE.fullmatch(text):
+        raise ToolError(
+            f"`attach_as` must be a MIME type like application/pdf, not {value!r}",
+            code="invalid_tool_args",
+        )
+    return text
+
+
+def _read_sync(
+    ws: Workspace, path: str, offset: int, limit: int, attach_as: str | None = None
+) -> str | _Attachment:
     """The blocking part of ``read_file`` (run in a worker thread)."""
     target = ws.resolve(path)
     if not target.exists():
@@ -94,17 +119,19 @@ def _read_sync(ws: Workspace, path: str, offset: int, limit: int) -> str | _Imag
         return _window(iter(entries), offset, limit, "entries", lambda _n, e: e)
     with target.open("rb") as handle:
         head = handle.read(BINARY_SNIFF_BYTES)
-    media_type = image_media_type(head)
+    media_type = attach_as or image_media_type(head)
     if media_type is not None:
         size = target.stat().st_size
         if size > MAX_IMAGE_BYTES:
+            kind = "File" if attach_as else "Image"
             raise ToolError(
-                f"Image too large to attach: {path} is {size} bytes "
+                f"{kind} too large to attach: {path} is {size} bytes "
                 f"(limit {MAX_IMAGE_BYTES} bytes).",
                 code="file_too_large",
             )
         data = target.read_bytes()
-        return _Image(media_type=media_type, data=data, size=image_size(media_type, data))
+        dims = image_size(media_type, data) if media_type.startswith("image/") else None
+        return _Attachment(media_type=media_type, data=data, size=dims)
     if b"\x00" in head:
         raise ToolError(
             f"Binary file detected: {path}. Inspect binary files with `exec_command`.",
@@ -115,18 +142,20 @@ def _read_sync(ws: Workspace, path: str, offset: int, limit: int) -> str | _Imag
         return _window(lines, offset, limit, "lines", lambda n, text: f"{n}: {text}")
 
 
-async def _attach_image(ctx: ToolContext, shown: str, image: _Image) -> dict[str, Any]:
+async def _attach(ctx: ToolContext, shown: str, image: _Attachment) -> dict[str, Any]:
+    noun = "an image" if image.media_type.startswith("image/") else "an attachment"
     if ctx.attachments is None:
         raise ToolError(
-            f"{shown} is an image ({image.media_type}) and this call has no attachment store "
-            "to put it in; images can only be read inside a session turn.",
+            f"{shown} is {noun} ({image.media_type}) and this call has no attachment store "
+            "to put it in; attachments can only be read inside a session turn.",
             code="attachments_unavailable",
         )
     ref = await ctx.attachments.put(image.data, image.media_type, label=shown)
     dims = f", {image.size[0]}x{image.size[1]}" if image.size else ""
+    stored = "image" if image.media_type.startswith("image/") else "file"
     payload: dict[str, Any] = {
         "summary": (
-            f"Stored image {shown} ({image.media_type}, {ref.byte_len} bytes{dims}) "
+            f"Stored {stored} {shown} ({image.media_type}, {ref.byte_len} bytes{dims}) "
             f"as attachment {ref.id}."
         ),
         "path": shown,
@@ -158,7 +187,12 @@ def image_media_type(head: bytes) -> str | None:
 
 
 def image_size(media_type: str, data: bytes) -> tuple[int, int] | None:
-    """Width and height from the image header, or ``None`` if it is not where expected."""
+    """Width and height from the image header, or ``None`` if it is not where expected.
+
+    The bytes must carry ``media_type``'s signature: a mislabelled file has no size.
+    """
+    if image_media_type(data[:BINARY_SNIFF_BYTES]) != media_type:
+        return None
     try:
         if media_type == "image/png":
             if data[12:16] != b"IHDR":
@@ -276,6 +310,7 @@ def _window(
         )
     if end < total:
         return (
-            f"{text}\n[Showing {kind} {offset}-{end} of {total}. Use offset={end + 1} to continue.]"
+            f"{text}\n[results truncated: showing {kind} {offset}-{end} of {total}. "
+            f"Use offset={end + 1} to continue.]"
         )
     return text
