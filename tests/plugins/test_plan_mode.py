@@ -136,7 +136,7 @@ async def test_plan_mode_can_start_disabled(make_core: Any) -> None:
     core = make_core(provider, plugins=[functools.partial(PlanMode, enabled=False)])
     session = await core.session("s").open()
     await session.turn("hello").run()
-    assert names(provider.requests[0]) == ["update_plan"]
+    assert names(provider.requests[0]) == ["update_plan", "batch"]
     assert all(m.role != "system" for m in provider.requests[0].messages)
 
 

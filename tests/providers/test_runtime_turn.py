@@ -32,6 +32,7 @@ def _core(provider: OpenAIChatProvider) -> lash.LashCore:
         .store(MemoryStore())
         .effect_host(lash.InlineEffectHost())
         .tools([lookup])
+        .batch_tool(False)  # the wire scripts were recorded with exactly one advertised tool
         .build()
     )
 
@@ -113,6 +114,7 @@ async def test_each_adapter_runs_a_tool_turn_through_lash_core(
         .effect_host(lash.InlineEffectHost())
         .tools([lookup])
         .system_prompt("Be brief.")
+        .batch_tool(False)  # the shared fixtures pin one advertised tool
         .build()
     )
     async with core:

@@ -49,7 +49,7 @@ async def test_contributed_tool_and_custom_projection(make_core: Any) -> None:
     session = await core.session("s").open()
     result = await session.turn("go").run()
     names = [t.name for t in provider.requests[0].tools]
-    assert names == ["base_tool", "plugin_tool"]
+    assert names == ["base_tool", "plugin_tool", "batch"]  # batch: on by default
     assert result.tool_calls[0].output == "x" * 5000  # the full output stays durable
     assert provider.requests[1].messages[-1].text == "[5000 x's]"
 
@@ -59,7 +59,7 @@ async def test_filtered_tool_is_unavailable(make_core: Any) -> None:
     core = make_core(provider, tools=[base_tool], plugins=[Contributes, Restricts])
     session = await core.session("s").open()
     result = await session.turn("go").run()
-    assert [t.name for t in provider.requests[0].tools] == ["plugin_tool"]
+    assert [t.name for t in provider.requests[0].tools] == ["plugin_tool", "batch"]
     assert result.tool_calls[0].error_code == "tool_unavailable"
 
 

@@ -69,9 +69,9 @@ async def test_batch_runs_every_call_concurrently_and_preserves_order() -> None:
         "duration_ms": payload["results"][0]["duration_ms"],
         "result": "body of a",
     }
-    assert payload["results"][2]["error"] == "batch cannot contain another batch"
+    assert payload["results"][2]["error"] == "Tool 'batch' is not allowed inside batch"
     assert payload["results"][3]["error"] == "Tool 'nope' is unavailable in this session"
-    assert payload["failed"] == 2
+    assert set(payload) == {"results"}
     children = sorted(
         (e.event.call_id, e.event.parent_call_id)
         for e in events
@@ -80,19 +80,23 @@ async def test_batch_runs_every_call_concurrently_and_preserves_order() -> None:
     assert children == [("b1:00", "b1"), ("b1:01", "b1")]
 
 
-async def test_batch_marks_overflow_items() -> None:
+async def test_batch_over_25_calls_is_an_invalid_args_failure() -> None:
+    ran: list[int] = []
+
     @lash.tool
     async def noop(ctx: lash.ToolContext) -> str:
         """Nothing."""
+        ran.append(1)
         return "ok"
 
-    items = [{"tool": "noop", "parameters": {}} for _ in range(27)]
+    items = [{"tool": "noop", "parameters": {}} for _ in range(26)]
     provider = ScriptedProvider([tool_call("batch", {"tool_calls": items}, "b"), reply("done")])
     session = await _core(provider, [noop]).session("s").open()
     result = await session.turn("go").run()
-    rows = result.tool_calls[0].output["results"]
-    assert sum(r["success"] for r in rows) == 25
-    assert rows[25]["error"] == "Maximum of 25 tool calls allowed in batch"
+    record = result.tool_calls[0]
+    assert (record.status, record.error_code) == ("failure", "invalid_tool_args")
+    assert "tool_calls" in record.output and "at most 25 items" in record.output
+    assert ran == []
 
 
 class Hooks(lash.Plugin):

@@ -39,7 +39,7 @@ from lash.runtime.lease import LeaseTimings
 from lash.runtime.observation import LiveReplayStore
 from lash.runtime.plugins import Plugin, PluginSessionContext
 from lash.runtime.scope import ExecutionScope, require_id
-from lash.runtime.session import LashSession, ParkedSession
+from lash.runtime.session import LashSession, ParkedSession, fork_session_state
 from lash.runtime.state import SessionState
 from lash.stores.base import AttachmentStore, DurabilityTier, ProcessEnvStore, SessionStore
 from lash.stores.liveness import local_process_owner
@@ -160,6 +160,25 @@ class LashCore:
     async def resume(self, parked: ParkedSession) -> LashSession:
         """Reopen a parked session."""
         return await self.session(parked.session_id).open()
+
+    async def fork_session(
+        self,
+        source_session_id: str,
+        session_id: str,
+        *,
+        hidden_tools: Iterable[str] = (),
+        owner: LeaseOwner | None = None,
+    ) -> LashSession:
+        """Start ``session_id`` from where ``source_session_id`` committed last (its active
+        path, frames and tool curation) and open it. ``hidden_tools`` are names the fork may
+        never call, whatever id serves them; tools the sources started serving since the
+        parent's commit are discovered. The parent is untouched."""
+        self._check_open()
+        who = owner or local_process_owner()
+        await fork_session_state(
+            self._cfg, source_session_id, session_id, hidden_tools=hidden_tools, owner=who
+        )
+        return await self._open(session_id, who)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -390,7 +409,7 @@ class LashCoreBuilder:
         self._system_prompt: str | None = None
         self._sleep: Callable[[float], Any] = asyncio.sleep
         self._trace: TraceSink | None = None
-        self._batch_tool = False
+        self._batch_tool = True
 
     def provider(self, provider: LlmProvider) -> LashCoreBuilder:
         """The model provider."""
@@ -487,7 +506,11 @@ class LashCoreBuilder:
         return self
 
     def batch_tool(self, enabled: bool = True) -> LashCoreBuilder:
-        """Offer the Standard protocol's ``batch`` tool (up to 25 concurrent calls in one)."""
+        """Offer the Standard protocol's ``batch`` tool (up to 25 concurrent calls in one).
+
+        On by default, as in lash: it is advertised whenever the session has another
+        callable tool. ``batch_tool(False)`` opts out.
+        """
         self._batch_tool = enabled
         return self
 

@@ -60,6 +60,14 @@ from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
 from lash.tools import ToolContext, execute_tool_call, project_output
 from lash.tools.base import Tool, ToolAttachments
+from lash.tools.dispatch import (
+    BATCH_TOOL,
+    BATCH_TOOL_NAME,
+    BATCH_TOOL_SPEC,
+    BatchChild,
+    BatchChildOutcome,
+    run_batch,
+)
 from lash.tools.grants import GrantSource, ToolExecutionGrant, resolve_grants
 from lash.tools.membership import membership_of
 from lash.trace.base import TraceContext, Tracer
@@ -113,7 +121,6 @@ from lash.types import (
     ToolCallRecord,
     ToolCallStarted,
     ToolResultPart,
-    ToolSpec,
     ToolValue,
     TurnInput,
     TurnInputClaim,
@@ -134,36 +141,6 @@ __all__ = [
     "TurnRequest",
     "store_error_to_runtime",
 ]
-
-BATCH_TOOL_NAME = "batch"
-MAX_BATCH_CALLS = 25
-BATCH_TOOL_SPEC = ToolSpec(
-    name=BATCH_TOOL_NAME,
-    description=(
-        "Run several independent tool calls at once (up to 25). Use it for two or more calls "
-        "that do not depend on each other; make dependent calls one after another instead."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "tool_calls": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "tool": {"type": "string"},
-                        "parameters": {"type": "object"},
-                    },
-                    "required": ["tool", "parameters"],
-                    "additionalProperties": False,
-                },
-            }
-        },
-        "required": ["tool_calls"],
-        "additionalProperties": False,
-    },
-)
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +291,10 @@ class PhysicalTurn:
         for plugin in plugins:
             for contributed in plugin.tools():
                 catalog[contributed.spec.name] = contributed
+        # the Standard protocol's batch tool is an ordinary member: plugins and host
+        # membership may remove it like any other tool (a host-defined ``batch`` wins)
+        if config.batch_tool and BATCH_TOOL_NAME not in catalog:
+            catalog[BATCH_TOOL_NAME] = BATCH_TOOL
         # an explicit grant routes a call to a tool outside the catalog (never advertised)
         self.granted = resolve_grants(request.grants, request.grant_sources)
         for plugin in plugins:
@@ -332,6 +313,12 @@ class PhysicalTurn:
         )
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _advertised(self) -> dict[str, Tool]:
+        """The callable tools, minus a ``batch`` with nothing else to call."""
+        if self.tools.get(BATCH_TOOL_NAME) is BATCH_TOOL and len(self.tools) == 1:
+            return {}
+        return self.tools
 
     def _prepare_ctx(self) -> PrepareContext:
         return PrepareContext(
@@ -440,8 +427,7 @@ class PhysicalTurn:
                 agent_frame_id=self.state.current_frame_id,
                 model=self.cfg.model.id,
                 system_prompt=self.cfg.system_prompt,
-                tools=tuple(t.spec for t in self.tools.values())
-                + ((BATCH_TOOL_SPEC,) if self.cfg.batch_tool and self.tools else ()),
+                tools=tuple(t.spec for t in self._advertised().values()),
                 max_turns=self.req.max_turns
                 if self.req.max_turns is not None
                 else self.cfg.max_turns,
@@ -793,12 +779,12 @@ class PhysicalTurn:
                 call = msgspec.structs.replace(
                     call, arguments=dict(decision.arguments), raw_arguments=None
                 )
-        if call.name == BATCH_TOOL_NAME and self.cfg.batch_tool:
-            output = await self._run_batch(call, key)
+        # a grant is the host's explicit routing for this turn, so it wins over membership
+        granted = self.granted.get(call.name)
+        tool = granted.tool if granted is not None else self._advertised().get(call.name)
+        if tool is BATCH_TOOL:
+            output = await run_batch(call.arguments, _TurnBatchDispatch(self, call, key, contexts))
         else:
-            # a grant is the host's explicit routing for this turn, so it wins over membership
-            granted = self.granted.get(call.name)
-            tool = granted.tool if granted is not None else self.tools.get(call.name)
 
             def make_context(attempt: int) -> ToolContext:
                 ctx = ToolContext(
@@ -867,69 +853,6 @@ class PhysicalTurn:
             return None
         scope = self.scope
         return lambda wait: host.await_event_key(scope, msgspec.convert(wait, WaitIdentity))
-
-    async def _run_batch(self, call: ToolCallPart, key: str) -> ToolCallOutput:
-        """The ``batch`` tool: up to 25 independent calls run concurrently, results by index."""
-        items = call.arguments.get("tool_calls")
-        if not isinstance(items, list) or not items:
-            return ToolCallOutput(
-                status="failure",
-                payload="batch needs a non-empty 'tool_calls' list of {tool, parameters}",
-                error_code="invalid_tool_args",
-            )
-        results: list[dict[str, Any] | None] = [None] * len(items)
-
-        async def child(index: int, item: Any) -> None:
-            name = item.get("tool") if isinstance(item, dict) else None
-            params = item.get("parameters", {}) if isinstance(item, dict) else None
-            entry: dict[str, Any] = {"index": index, "tool": name, "success": False}
-            if index >= MAX_BATCH_CALLS:
-                entry["error"] = f"Maximum of {MAX_BATCH_CALLS} tool calls allowed in batch"
-            elif not isinstance(name, str) or not isinstance(params, dict):
-                entry["error"] = "each batch item needs a 'tool' name and a 'parameters' object"
-            elif name == BATCH_TOOL_NAME:
-                entry["error"] = "batch cannot contain another batch"
-            elif name not in self.tools and name not in self.granted:
-                entry["error"] = f"Tool '{name}' is unavailable in this session"
-            else:
-                child_call = ToolCallPart(id=f"{call.id}:{index:02}", name=name, arguments=params)
-                await self.emitter.emit(
-                    ToolCallStarted(
-                        name=name, args=params, call_id=child_call.id, parent_call_id=call.id
-                    ),
-                    child_call.id,
-                )
-                started = self.cfg.clock.now_ms()
-                output = await self._dispatch_call(
-                    child_call, f"{key}:batch:{index}:{child_call.id}", [], call.id
-                )
-                duration = max(0, self.cfg.clock.now_ms() - started)
-                await self.emitter.emit(
-                    ToolCallCompleted(
-                        name=name,
-                        args=params,
-                        output=output,
-                        duration_ms=duration,
-                        call_id=child_call.id,
-                        parent_call_id=call.id,
-                    ),
-                    child_call.id,
-                )
-                entry["success"] = output.ok
-                entry["duration_ms"] = duration
-                if output.ok:
-                    entry["result"] = output.payload
-                else:
-                    entry["error"] = output.payload
-            results[index] = entry
-
-        await asyncio.gather(*(child(i, item) for i, item in enumerate(items)))
-        ordered = [r for r in results if r is not None]
-        failed = sum(1 for r in ordered if not r["success"])
-        return ToolCallOutput(
-            status="success",
-            payload={"results": ordered, "failed": failed},
-        )
 
     def _project(self, call: ToolCallPart, output: ToolCallOutput) -> ToolResultPart:
         for plugin in self.plugins:
@@ -1248,6 +1171,63 @@ class PhysicalTurn:
             },
         )
         return TurnEnd(result=result, commit=commit_result, frame_switch=switch)
+
+
+class _TurnBatchDispatch:
+    """The running turn's dispatcher for one ``batch`` call's children.
+
+    Each child is a tool call of its own (``{batch_id}:{index:02}``, linked to the batch
+    call by ``parent_call_id``) with its own hooks, attempts and replay key. Children run
+    concurrently unless the effect host runs effects one at a time.
+    """
+
+    __slots__ = ("_call", "_contexts", "_key", "_turn")
+
+    def __init__(
+        self, turn: PhysicalTurn, call: ToolCallPart, key: str, contexts: list[ToolContext]
+    ) -> None:
+        self._turn = turn
+        self._call = call
+        self._key = key
+        self._contexts = contexts
+
+    def callable(self, name: str) -> bool:
+        turn = self._turn
+        return name in turn.granted or (name in turn._advertised() and name != BATCH_TOOL_NAME)
+
+    async def run(self, children: Sequence[BatchChild]) -> list[BatchChildOutcome]:
+        if self._turn.host.supports_concurrent_effects:
+            return list(await asyncio.gather(*(self._one(c) for c in children)))
+        return [await self._one(child) for child in children]
+
+    async def _one(self, child: BatchChild) -> BatchChildOutcome:
+        turn, parent = self._turn, self._call
+        call = ToolCallPart(
+            id=f"{parent.id}:{child.index:02}", name=child.tool, arguments=child.arguments
+        )
+        await turn.emitter.emit(
+            ToolCallStarted(
+                name=call.name, args=child.arguments, call_id=call.id, parent_call_id=parent.id
+            ),
+            call.id,
+        )
+        started = turn.cfg.clock.now_ms()
+        output = await turn._dispatch_call(
+            call, f"{self._key}:batch:{child.index}:{call.id}", self._contexts, parent.id
+        )
+        duration = max(0, turn.cfg.clock.now_ms() - started)
+        await turn.emitter.emit(
+            ToolCallCompleted(
+                name=call.name,
+                args=child.arguments,
+                output=output,
+                duration_ms=duration,
+                call_id=call.id,
+                parent_call_id=parent.id,
+            ),
+            call.id,
+        )
+        return BatchChildOutcome(output=output, duration_ms=duration)
 
 
 def _json(value: Any) -> bytes:

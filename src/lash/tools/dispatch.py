@@ -1,24 +1,44 @@
-"""Run one tool call: unknown-tool handling, atomic attempts and the retry policy.
+"""Run one tool call: unknown-tool handling, atomic attempts and the retry policy; and the
+model-callable ``batch`` tool.
 
 Each attempt gets a fresh :class:`ToolContext` from ``make_context(attempt)`` (so its
 idempotency key is per attempt) and the delay between attempts goes through the injected
 ``sleep`` (the effect host may journal it). Retries happen only when the tool's policy is
 ``safe``/``idempotent`` **and** the failure itself says it is transient.
+
+``batch`` runs up to 25 independent calls at once. Its children are dispatched by the
+running turn (each child is its own tool call with its own attempts), so the tool needs a
+:class:`BatchDispatch` from the runtime; invoked anywhere else it answers every item with an
+explicit error and runs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import msgspec
 
-from lash.tools._outputs import failure, failure_from_exception
-from lash.tools.base import Tool, ToolContext
-from lash.types import ToolCallOutput, ToolCallPart
+from lash.tools._jsonschema import validate
+from lash.tools._outputs import failure, failure_from_exception, failure_message
+from lash.tools.base import Tool, ToolContext, ToolRetryPolicy
+from lash.types import ToolCallOutput, ToolCallPart, ToolSpec
 
-__all__ = ["execute_tool_call", "retry_delay_ms"]
+__all__ = [
+    "BATCH_TOOL",
+    "BATCH_TOOL_NAME",
+    "BATCH_TOOL_SPEC",
+    "MAX_BATCH_CALLS",
+    "BatchChild",
+    "BatchChildOutcome",
+    "BatchDispatch",
+    "BatchTool",
+    "execute_tool_call",
+    "retry_delay_ms",
+    "run_batch",
+]
 
 
 async def execute_tool_call(
@@ -95,3 +115,160 @@ def _with_attempts(output: ToolCallOutput, attempts: int) -> ToolCallOutput:
 def _override(tool: Tool, name: str, default: int) -> int:
     value = getattr(tool, name, None)
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+# --- the batch tool -----------------------------------------------------------------------
+
+BATCH_TOOL_NAME = "batch"
+MAX_BATCH_CALLS = 25
+BATCH_TOOL_SPEC = ToolSpec(
+    name=BATCH_TOOL_NAME,
+    description=(
+        f"Run up to {MAX_BATCH_CALLS} independent tool calls at once; they start together and "
+        "may finish in any order. Use it for two or more calls that do not depend on each "
+        "other; make dependent calls one after another instead."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH_CALLS,
+                "description": (
+                    f"1-{MAX_BATCH_CALLS} items like "
+                    '{"tool": "read_file", "parameters": {"path": "README.md"}}. '
+                    "Never put another batch inside."
+                ),
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "tool": {"type": "string"},
+                        "parameters": {"type": "object", "additionalProperties": True},
+                    },
+                    "required": ["tool", "parameters"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["tool_calls"],
+        "additionalProperties": False,
+    },
+)
+
+_OUTSIDE_RUNTIME = "tool batch dispatch is unavailable outside runtime execution"
+_NESTED = f"Tool '{BATCH_TOOL_NAME}' is not allowed inside batch"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchChild:
+    """One item of a batch, to be dispatched as its own tool call."""
+
+    index: int
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchChildOutcome:
+    """What one dispatched child produced."""
+
+    output: ToolCallOutput
+    duration_ms: int
+
+
+class BatchDispatch(Protocol):
+    """How a running turn lends the batch tool its dispatcher."""
+
+    def callable(self, name: str) -> bool:
+        """Whether ``name`` may be called in this session now (catalog member or granted)."""
+        ...
+
+    async def run(self, children: Sequence[BatchChild]) -> Sequence[BatchChildOutcome]:
+        """Dispatch ``children`` (concurrently where the host allows), outcomes in order."""
+        ...
+
+
+async def run_batch(arguments: Mapping[str, Any], dispatch: BatchDispatch | None) -> ToolCallOutput:
+    """Validate a batch, answer unusable items at once, dispatch the rest, results by index.
+
+    Malformed arguments (no items, more than :data:`MAX_BATCH_CALLS`, items without a tool
+    name or parameters object) fail the whole call. A nested ``batch`` or an unknown tool
+    fails only its own item. Without ``dispatch`` every other item fails explicitly and no
+    child runs.
+    """
+    problem = validate(dict(arguments), BATCH_TOOL_SPEC.parameters)
+    if problem is not None:
+        return failure("invalid_tool_args", problem)
+    results: list[dict[str, Any]] = []
+    runnable: list[BatchChild] = []
+    for index, item in enumerate(arguments["tool_calls"]):
+        name = str(item["tool"]).strip()
+        if name == BATCH_TOOL_NAME:
+            results.append(_immediate(index, name, _NESTED))
+        elif dispatch is None:
+            results.append(_immediate(index, name, _OUTSIDE_RUNTIME))
+        elif not name or not dispatch.callable(name):
+            results.append(_immediate(index, name, f"Tool '{name}' is unavailable in this session"))
+        else:
+            runnable.append(BatchChild(index=index, tool=name, arguments=dict(item["parameters"])))
+    if runnable and dispatch is not None:
+        outcomes = await dispatch.run(runnable)
+        for child, outcome in zip(runnable, outcomes, strict=True):
+            results.append(_child_result(child, outcome))
+    results.sort(key=lambda r: int(r["index"]))
+    return ToolCallOutput(status="success", payload={"results": results})
+
+
+def _immediate(index: int, tool: str, error: str) -> dict[str, Any]:
+    return {"index": index, "tool": tool, "success": False, "duration_ms": 0, "error": error}
+
+
+def _child_result(child: BatchChild, outcome: BatchChildOutcome) -> dict[str, Any]:
+    output = outcome.output
+    entry: dict[str, Any] = {
+        "index": child.index,
+        "tool": child.tool,
+        "success": output.ok,
+        "duration_ms": outcome.duration_ms,
+    }
+    if output.ok:
+        entry["result"] = output.payload
+    else:
+        error: dict[str, Any] = {
+            "code": output.error_code or output.status,
+            "message": failure_message(output),
+        }
+        if isinstance(output.payload, dict):
+            error.update({k: v for k, v in output.payload.items() if k != "message"})
+        entry["error"] = error
+    return entry
+
+
+class BatchTool:
+    """The ``batch`` tool as a catalog member.
+
+    A running turn recognises this object and runs :func:`run_batch` with its own
+    dispatcher; :meth:`invoke` is what happens anywhere else (no runtime to dispatch
+    children), so it validates and reports every item as undispatchable.
+    """
+
+    __slots__ = ()
+
+    @property
+    def spec(self) -> ToolSpec:
+        return BATCH_TOOL_SPEC
+
+    @property
+    def retry_policy(self) -> ToolRetryPolicy:
+        return "never"
+
+    async def invoke(self, ctx: ToolContext, arguments: Mapping[str, Any]) -> ToolCallOutput:
+        return await run_batch(arguments, None)
+
+    def __repr__(self) -> str:
+        return "BatchTool()"
+
+
+BATCH_TOOL = BatchTool()
+"""The one ``batch`` tool instance the runtime adds to a session's catalog."""
