@@ -12,6 +12,7 @@ import lash
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.tools import ToolExecutionGrant
+from lash.tools.membership import decode_tool_state
 
 
 def _deferred(seen: list[Mapping[str, Any] | None]) -> list[Any]:
@@ -83,7 +84,9 @@ async def test_execution_grant_routes_without_adding_tool_to_state_or_catalog() 
     assert result.tool_calls[0].status == "success"
     assert all([s.name for s in r.tools] == ["local", "batch"] for r in provider.requests)
     loaded = await store.load_session("s")
-    assert loaded is not None and loaded.checkpoint.tool_state == {}
+    assert loaded is not None
+    persisted, _ = decode_tool_state(loaded.checkpoint.tool_state)
+    assert [m.name for m in persisted.member_manifests()] == ["local"]  # the grant left no trace
     # the grant was for that turn only
     provider.extend([[tool_call("remote_lookup", {"key": "b"}, "c2")], reply("three")])
     later = await session.turn("again").run()

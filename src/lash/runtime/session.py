@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from lash.errors import (
     DurableStoreFacet,
@@ -24,7 +26,7 @@ from lash.errors import (
 from lash.runtime.config import MAX_AGENT_FRAME_SWITCHES, CoreConfig
 from lash.runtime.effect_host import EffectHost
 from lash.runtime.emitter import ActivitySink, Emitter, new_id
-from lash.runtime.lease import LeaseGuard, acquire_lease
+from lash.runtime.lease import LeaseGuard, LeaseTimings, acquire_lease
 from lash.runtime.observation import (
     LiveReplayGap,
     ObservationEvent,
@@ -37,9 +39,15 @@ from lash.runtime.scope import require_id
 from lash.runtime.state import SessionState
 from lash.runtime.turn import TurnBuilder
 from lash.stores.base import DurabilityTier
-from lash.tools.base import Tool
 from lash.tools.grants import GrantSource, ToolExecutionGrant
-from lash.tools.membership import ToolMembership, membership_of, with_membership
+from lash.tools.membership import (
+    ToolMembership,
+    ToolState,
+    decode_tool_state,
+    encode_tool_state,
+    membership_of,
+)
+from lash.tools.registry import ToolRegistry, ToolSourceLike
 from lash.types import (
     AgentFrameRecord,
     CancellationEvidence,
@@ -59,6 +67,7 @@ from lash.types import (
     RuntimeCommit,
     SessionCheckpoint,
     SessionCommand,
+    SessionMeta,
     SessionNode,
     SuffixCancelResult,
     TurnInput,
@@ -74,7 +83,10 @@ from lash.types import (
 if TYPE_CHECKING:
     from lash.runtime.core import LashCore
 
-__all__ = ["LashSession", "ParkedSession"]
+__all__ = ["CORE_TOOL_SOURCE", "LashSession", "ParkedSession", "fork_session_state"]
+
+CORE_TOOL_SOURCE = "core"
+"""The tool-registry source id of the core's own tools (plugins are ``plugin:{id}``)."""
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +130,15 @@ class LashSession:
         self._lock = asyncio.Lock()
         self._running: dict[str, _Running] = {}
         self._closed = False
-        self._tools: dict[str, Tool] = {t.spec.name: t for t in config.tools}
         self._grant_sources: dict[str, GrantSource] = {}
+        # the tool surface: live sources plus the persisted, generation-fenced tool state
+        self._registry = ToolRegistry()
+        self._registry.upsert_source(CORE_TOOL_SOURCE, list(config.tools))
+        for plugin in self._plugins:
+            self._registry.upsert_source(f"plugin:{plugin.id}", plugin)
+        self._tool_state_synced: Mapping[str, Any] | None = None
+        self._tool_state_persisted: Mapping[str, Any] = state.checkpoint.tool_state
+        self._sync_tools()
 
     # --- identity -------------------------------------------------------------------------
 
@@ -384,11 +403,12 @@ class LashSession:
             self._cfg.live_replay,
             lambda: self._state.head_revision,
         )
+        self._sync_tools()
         turn = PhysicalTurn(
             config=self._cfg,
             state=self._state,
             plugins=self._plugins,
-            tools=self._tools,
+            tools=self._registry.member_tools(),
             request=request,
             guard=guard,
             emitter=emitter,
@@ -397,8 +417,12 @@ class LashSession:
         )
         try:
             if terminal is not None:
-                return await turn._finish(terminal[0], (terminal[1],), ())
-            return await turn.run()
+                end = await turn._finish(terminal[0], (terminal[1],), ())
+            else:
+                end = await turn.run()
+            if self._cfg.store is not None:  # the turn's commit carried the tool state
+                self._tool_state_persisted = self._state.checkpoint.tool_state
+            return end
         except LashRuntimeError as err:
             if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_LEASE_LOST) and self._cfg.store:
                 await self._abandon(request.claims)
@@ -910,40 +934,113 @@ class LashSession:
             )
         self._grant_sources[source_id] = source
 
+    # --- tool surface ---------------------------------------------------------------------
+
     def tool_membership(self) -> ToolMembership:
-        """The committed tool membership (which advertised tools the host has hidden)."""
+        """The name-level view of membership: every tool name that is not a catalog member."""
         return membership_of(self._state.checkpoint.tool_state)
 
-    async def set_tool_membership(self, names: str | Iterable[str], present: bool) -> int:
-        """Show (``present``) or hide tools for this session, committed under the lease.
+    def tool_state(self) -> ToolState:
+        """The session's tool state as last synced with the sources (edit it, then hand it
+        to :meth:`apply_tool_state` at the same generation)."""
+        return self._registry.export_state()
 
-        Hidden tools are left out of the model's catalog and a call to one is
-        ``tool_unavailable``; the record survives reopen and cold rebuilds. Returns the
-        membership generation (unchanged when nothing changed, and then nothing is committed).
-        """
+    def tool_catalog(self) -> list[dict[str, Any]]:
+        """Every catalog member as ``{id, name, description, parameters}``."""
+        return self._registry.project_catalog()
+
+    def add_tool_source(self, source: ToolSourceLike) -> str:
+        """Serve more tools in this session (a host-added provider); returns its ``live:{n}``
+        source id. Live wiring: the tools are advertised from the next turn and the state
+        change is committed with the next commit; register again after reopen, or its tools
+        come back as orphans."""
         self._check_open()
+        source_id = self._registry.add_live_source(source)
+        self._note_tool_change()
+        return source_id
+
+    def remove_tool_source(self, source_id: str) -> int:
+        """Stop serving a source's tools (unknown ids are ``unknown_tool_source``); returns the
+        tool-state generation."""
+        self._check_open()
+        generation = self._registry.remove_source(source_id)
+        self._note_tool_change()
+        return generation
+
+    async def set_tool_membership(self, names: str | Iterable[str], present: bool) -> int:
+        """Show (``present``) or hide tools by name, committed under the lease.
+
+        A hidden tool is left out of the model's catalog and a call to it is
+        ``tool_unavailable``. Membership belongs to the tool's id, so it survives reopen,
+        cold rebuilds and the source going away and coming back; a name no source serves yet
+        is hidden by policy, so the tool is born hidden when it appears. Returns the tool-state
+        generation (a no-op leaves it and commits nothing).
+        """
         wanted = (names,) if isinstance(names, str) else tuple(names)
+        return await self._change_tools(lambda registry: registry.set_membership(wanted, present))
+
+    async def apply_tool_state(self, state: ToolState) -> int:
+        """Replace the tool state with ``state`` (exported by :meth:`tool_state`, edited) and
+        commit it. Generation-fenced: a state exported before any other change is
+        ``tool_state_generation_mismatch``. Returns the new generation."""
+        if not isinstance(state, ToolState):
+            raise TypeError(f"apply_tool_state needs a ToolState, not {type(state).__name__}")
+        return await self._change_tools(lambda registry: registry.apply_state(state))
+
+    async def refresh_tools(self) -> ToolState:
+        """Re-read every tool source (new tools, refreshed manifests, orphans rebinding or
+        appearing) and commit the state only if it differs from the committed one."""
+        await self._change_tools(None)
+        return self._registry.export_state()
+
+    def _sync_tools(self) -> None:
+        """Bring the registry and the working checkpoint's ``tool_state`` together.
+
+        A checkpoint the registry has not seen (the first open, another writer's commit) is
+        restored over the live sources; otherwise the sources are re-read. A changed surface
+        lands in the working checkpoint, so the next commit persists it.
+        """
+        stored = self._state.checkpoint.tool_state
+        if self._tool_state_synced is None or stored != self._tool_state_synced:
+            if self._tool_state_synced is not None:  # reloaded from the store
+                self._tool_state_persisted = stored
+            snapshot, hidden = decode_tool_state(stored)
+            self._registry.restore_state(snapshot, hidden=hidden)
+        else:
+            self._registry.refresh_sources()
+        self._note_tool_change()
+
+    def _note_tool_change(self) -> None:
+        encoded = encode_tool_state(self._registry.export_state(), self._registry.hidden)
+        if encoded != self._state.checkpoint.tool_state:
+            self._state.checkpoint = self._state.with_checkpoint(tool_state=encoded)
+        self._tool_state_synced = self._state.checkpoint.tool_state
+
+    async def _change_tools(self, change: Callable[[ToolRegistry], int] | None) -> int:
+        """Apply ``change`` to the synced registry under the lease; commit the tool state when
+        it differs from the committed one."""
+        self._check_open()
         async with self._lock:
             guard = await self._acquire()
             error: BaseException | None = None
             try:
                 await self._ensure_fresh(guard)
+                self._sync_tools()
+                generation = self._registry.generation
+                if change is not None:
+                    generation = change(self._registry)
+                    self._note_tool_change()
                 state = self._state
-                current = membership_of(state.checkpoint.tool_state)
-                updated = current.changed(wanted, present)
-                if updated is current:
-                    return current.generation
-                checkpoint = state.with_checkpoint(
-                    tool_state=with_membership(state.checkpoint.tool_state, updated)
-                )
                 store = self._cfg.store
                 if store is not None and guard is not None:
+                    if state.checkpoint.tool_state == self._tool_state_persisted:
+                        return generation
                     result = await self._store_call(
                         store.commit(
                             RuntimeCommit(
                                 session_id=self.session_id,
                                 graph=GraphUnchanged(leaf_node_id=state.graph.leaf_node_id),
-                                checkpoint=checkpoint,
+                                checkpoint=state.checkpoint,
                                 config=state.config,
                                 expected_head_revision=state.head_revision,
                                 lease=guard.fence,
@@ -954,8 +1051,8 @@ class LashSession:
                     )
                     state.head_revision = result.head_revision
                     state.lease_generation = guard.generation
-                state.checkpoint = checkpoint
-                return updated.generation
+                    self._tool_state_persisted = state.checkpoint.tool_state
+                return generation
             except BaseException as err:
                 error = err
                 raise
@@ -1011,3 +1108,87 @@ class LashSession:
 
     def __repr__(self) -> str:
         return f"LashSession({self.session_id!r}, revision={self._state.head_revision})"
+
+
+async def fork_session_state(
+    config: CoreConfig,
+    source_session_id: str,
+    session_id: str,
+    *,
+    hidden_tools: Iterable[str] = (),
+    owner: LeaseOwner,
+) -> None:
+    """Commit a new session ``session_id`` that starts where ``source_session_id`` stands:
+    its active path, agent frames, checkpoint and tool state (curation included), with
+    ``hidden_tools`` added to the fork's hidden-name policy.
+
+    The child opens over its own live sources, so tools that appeared since the parent's last
+    commit are discovered, curated ids stay curated and hidden names stay denied.
+    Attachments are not copied: the child cannot read blobs only the parent references.
+    """
+    store = config.store
+    if store is None:
+        raise EmbedError("missing_session_store", "forking a session needs a session store")
+    require_id(source_session_id, "session id")
+    require_id(session_id, "session id")
+    try:
+        source = await store.load_session(source_session_id, active_path_only=True)
+        if source is None:
+            raise EmbedError("session_not_found", f"no session {source_session_id!r} to fork")
+        if await store.load_session(session_id, active_path_only=True) is not None:
+            raise EmbedError("session_exists", f"session {session_id!r} already exists")
+        parent_initial = initial_frame_id(source_session_id)
+        child_initial = initial_frame_id(session_id)
+
+        def frame(frame_id: str | None) -> str | None:
+            return child_initial if frame_id == parent_initial else frame_id
+
+        nodes = tuple(
+            msgspec.structs.replace(n, agent_frame_id=frame(n.agent_frame_id)) for n in source.nodes
+        )
+        frames = tuple(
+            msgspec.structs.replace(
+                f,
+                frame_id=frame(f.frame_id),
+                session_id=session_id,
+                previous_frame_id=frame(f.previous_frame_id),
+            )
+            for f in source.agent_frames
+        )
+        tools, hidden = decode_tool_state(source.checkpoint.tool_state)
+        checkpoint = msgspec.structs.replace(
+            source.checkpoint,
+            tool_state=encode_tool_state(tools, hidden | frozenset(hidden_tools)),
+            execution_state={},
+        )
+        timings: LeaseTimings = config.lease_timings
+        lease = await acquire_lease(store, session_id, owner, timings.ttl_ms)
+        if lease is None:
+            raise LashRuntimeError(
+                RuntimeErrorCode.SESSION_EXECUTION_BUSY, f"session {session_id} is busy"
+            )
+        await store.commit(
+            RuntimeCommit(
+                session_id=session_id,
+                graph=GraphAppend(nodes=nodes, leaf_node_id=source.leaf_node_id),
+                checkpoint=checkpoint,
+                config=source.config,
+                expected_head_revision=0,
+                lease=lease.fence(),
+                release_lease=True,
+                agent_frames=frames,
+                current_agent_frame_id=frame(source.current_agent_frame_id),
+            )
+        )
+        if await store.load_session_meta(session_id) is None:
+            await store.save_session_meta(
+                SessionMeta(
+                    session_id=session_id,
+                    created_at_ms=config.clock.now_ms(),
+                    model=config.model.id,
+                    name=session_id,
+                    parent_session_id=source_session_id,
+                )
+            )
+    except StoreError as err:
+        raise err.to_runtime_error() from err

@@ -134,10 +134,13 @@ class ToolState(Record, frozen=True, kw_only=True):
 
 def encode_tool_state(state: ToolState, hidden: Iterable[str] = ()) -> dict[str, Any]:
     """The checkpoint form: the snapshot's fields, entries sorted by id, plus the hidden-name
-    policy when there is one (sorted, so equal states encode equally)."""
+    policy when there is one (sorted, so equal states encode equally). A session that never
+    served a tool encodes as ``{}``, as it was before the registry."""
+    names = sorted(set(hidden))
+    if state.generation == 0 and not state.tools and not names:
+        return {}
     encoded: dict[str, Any] = msgspec.to_builtins(state)
     encoded["tools"] = {i: encoded["tools"][i] for i in sorted(encoded["tools"])}
-    names = sorted(set(hidden))
     if names:
         encoded[HIDDEN_KEY] = names
     return encoded

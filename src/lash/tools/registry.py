@@ -312,13 +312,19 @@ class ToolRegistry:
         self._adopt(done, self._generation + 1)
         return self._generation
 
-    def restore_state(self, snapshot: ToolState) -> ToolRestoreReport:
+    def restore_state(
+        self, snapshot: ToolState, *, hidden: Iterable[str] | None = None
+    ) -> ToolRestoreReport:
         """Rebuild from the live sources with ``snapshot``'s per-id membership on top.
 
         Not fenced: the snapshot's generation is adopted, plus one when the served surface
         differs from it (then ``dirty``). Never fails for a missing source (see orphans).
+        ``hidden``, when given, replaces the hidden-name policy (it is persisted beside the
+        snapshot, not in it).
         """
-        done = self._reconcile(snapshot, self._sources, live=True)
+        policy = self._hidden if hidden is None else frozenset(hidden)
+        done = self._reconcile(snapshot, self._sources, live=True, hidden=policy)
+        self._hidden = policy
         self._adopt(done, snapshot.generation + 1 if done.changed else snapshot.generation)
         return ToolRestoreReport(
             generation=self._generation, orphaned=done.orphaned, dirty=done.changed
