@@ -56,7 +56,7 @@ async def test_start_command_runs_in_a_pty(tools: WorkspaceTools) -> None:
         tools,
         "start_command",
         cmd="test -t 0 && test -t 1 && test -t 2 && echo in-a-pty; tty",
-        yield_time_ms=3000,
+        yield_time_ms=20_000,
     )
     assert out["status"] == "completed" and out["exit_code"] == 0
     first, second = out["output"].splitlines()
@@ -76,10 +76,15 @@ async def test_pty_write_stdin_does_not_echo_and_partial_line_eof_delivers(
     tools: WorkspaceTools,
 ) -> None:
     await call(tools, "start_command", call_id="p", cmd="cat", yield_time_ms=0)
-    first = await call(tools, "write_stdin", process_id="p", chars="one\n", yield_time_ms=500)
-    assert first["output"] == "one\n"  # once: the terminal does not echo the input
+    first = await call(tools, "write_stdin", process_id="p", chars="one\n", yield_time_ms=50)
+    seen = first["output"]
+    for _ in range(200):  # poll until cat answered, however loaded the machine is
+        if "one\n" in seen:
+            break
+        seen += (await call(tools, "write_stdin", process_id="p", yield_time_ms=50))["output"]
+    assert seen == "one\n"  # once: the terminal does not echo the input
     last = await call(
-        tools, "write_stdin", process_id="p", chars="tail", close_stdin=True, yield_time_ms=3000
+        tools, "write_stdin", process_id="p", chars="tail", close_stdin=True, yield_time_ms=20_000
     )
     assert last["status"] == "completed" and last["exit_code"] == 0
     assert last["output"] == "tail"
