@@ -99,7 +99,7 @@ async def test_membership_change_is_committed_and_survives_reopen() -> None:
     assert membership_of(loaded.checkpoint.tool_state).hidden == ("wipe",)
 
 
-async def test_hidden_tool_stays_denied_across_cold_store_rebuild(tmp_path: Path) -> None:
+async def test_hidden_tool_stays_hidden_after_reopen_in_a_new_process(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     ran: list[str] = []
     async with _core(ScriptedProvider([reply("x")]), _tools(ran), SqliteStore(path)) as core:

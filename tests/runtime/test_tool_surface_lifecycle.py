@@ -1,0 +1,325 @@
+"""A session's tool surface across resume, fork, rebuild and orphaning (spec processes-tools
+§3.3 Registry, §5.7 rows "lifecycle").
+
+The tools come from a plugin whose surface the test changes between opens, as a host's
+dynamic provider (an MCP server, a workspace) would; stores are real (``MemoryStore`` and a
+``SqliteStore`` file reopened through a new handle for cold rebuilds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lash
+from lash.stores import MemoryStore, SqliteStore
+from lash.testing import ScriptedProvider, reply, tool_call
+from lash.tools import FunctionTool, ToolState, with_tool_id
+from lash.tools.base import Tool
+from lash.tools.membership import decode_tool_state, encode_tool_state
+
+EMPTY = {"type": "object", "properties": {}}
+
+
+def dyn(tool_id: str, name: str, description: str) -> Tool:
+    """A tool served under ``tool_id`` that reports which implementation ran."""
+    result = {"id": tool_id, "description": description}
+    tool = FunctionTool.from_schema(name, description, EMPTY, lambda args: result)
+    return with_tool_id(tool, tool_id)
+
+
+class Surface:
+    """What the dynamic provider serves right now (shared by every session that opens)."""
+
+    def __init__(self, *tools: Tool) -> None:
+        self.now: list[Tool] = list(tools)
+
+    def replace(self, *tools: Tool) -> None:
+        self.now = list(tools)
+
+    def plugin(self) -> Any:
+        surface = self
+
+        class DynamicToolSurface(lash.Plugin):
+            id = "dynamic_tool_surface"
+
+            def tools(self) -> Sequence[Tool]:
+                return list(surface.now)
+
+        return DynamicToolSurface
+
+
+def make_core(provider: ScriptedProvider, store: Any, surface: Surface) -> lash.LashCore:
+    return (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("m"))
+        .store(store)
+        .effect_host(lash.InlineEffectHost())
+        .plugins([surface.plugin()])
+        .batch_tool(False)
+        .build()
+    )
+
+
+def catalog_names(session: lash.LashSession) -> list[str]:
+    return [entry["name"] for entry in session.tool_catalog()]
+
+
+def advertised(provider: ScriptedProvider) -> list[str]:
+    return [spec.name for spec in provider.requests[-1].tools]
+
+
+async def call_tools(
+    session: lash.LashSession, provider: ScriptedProvider, *names: str
+) -> dict[str, lash.ToolCallRecord]:
+    """Run a turn in which the model calls each of ``names``; records by tool name."""
+    provider.extend([[tool_call(n, {}, f"call-{n}") for n in names], reply("done")])
+    result = await session.turn(f"call {', '.join(names)}").run()
+    return {record.name: record for record in result.tool_calls}
+
+
+def member(state: ToolState, tool_id: str) -> bool:
+    entry = state.get(tool_id)
+    assert entry is not None, f"{tool_id} has no entry"
+    return entry.is_member
+
+
+async def test_cold_resume_discovers_curated_live_surface_and_persists_it_without_flapping(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "surface.db"
+    original = dyn("tool:original", "original", "in the first persisted surface")
+    discovered = dyn("tool:discovered", "discovered", "advertised while the session is parked")
+    surface = Surface(original)
+    provider = ScriptedProvider([])
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        session = await core.session("live-surface").open()
+        curated = session.tool_state().with_membership("tool:original", False)
+        persisted_generation = await session.apply_tool_state(curated)
+        parked = await session.park()
+
+    surface.replace(original, discovered)
+    store = SqliteStore(path)  # a cold rebuild: new process, new store handle, same file
+    async with make_core(provider, store, surface) as core:
+        resumed = await core.resume(parked)
+        committed = resumed.head_revision
+        state = resumed.tool_state()
+        assert state.generation == persisted_generation + 1
+        assert not member(state, "tool:original")  # the opt-out stays with the id
+        assert member(state, "tool:discovered")  # new ids are members by default
+        assert catalog_names(resumed) == ["discovered"]
+        records = await call_tools(resumed, provider, "discovered", "original")
+        assert advertised(provider) == ["discovered"]
+        assert records["discovered"].output == {
+            "id": "tool:discovered",
+            "description": "advertised while the session is parked",
+        }
+        assert records["original"].error_code == "tool_unavailable"
+        # the turn's commit persisted the rebuilt surface exactly
+        assert resumed.head_revision == committed + 1
+        loaded = await store.load_session("live-surface")
+        assert loaded is not None
+        assert loaded.checkpoint.tool_state == encode_tool_state(state)
+        await resumed.park()
+
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        again = await core.session("live-surface").open()
+        assert again.tool_state() == state  # same sources: no bump, nothing dirty
+        revision = again.head_revision
+        assert await again.refresh_tools() == state
+        assert again.head_revision == revision  # and nothing to commit
+        assert catalog_names(again) == ["discovered"]
+
+
+async def test_cold_resume_commits_a_discovered_surface_once_with_refresh_tools() -> None:
+    store = MemoryStore()
+    surface = Surface(dyn("tool:a", "a", "first"))
+    provider = ScriptedProvider([reply("x")])
+    session = await make_core(provider, store, surface).session("s").open()
+    await session.turn("hi").run()
+    surface.replace(dyn("tool:a", "a", "first"), dyn("tool:b", "b", "second"))
+    reopened = await make_core(provider, store, surface).session("s").open()
+    revision = reopened.head_revision
+    state = await reopened.refresh_tools()
+    assert reopened.head_revision == revision + 1 and member(state, "tool:b")
+    third = await make_core(provider, store, surface).session("s").open()
+    assert third.tool_state() == state
+    await third.refresh_tools()
+    assert third.head_revision == revision + 1  # persisted once, no flapping
+
+
+async def test_session_fork_discovers_live_tools_and_preserves_curation_and_hidden_policy() -> None:
+    curated = dyn("tool:curated", "curated", "opted out before the fork")
+    discovered = dyn("tool:fork_discovered", "fork_discovered", "appears before the fork")
+    hidden = dyn("tool:fork_hidden", "fork_hidden", "must never reach the child")
+    surface = Surface(curated)
+    provider = ScriptedProvider([reply("parent turn")])
+    store = MemoryStore()
+    core = make_core(provider, store, surface)
+    parent = await core.session("fork-parent").open()
+    await parent.turn("remember this").run()
+    await parent.apply_tool_state(parent.tool_state().with_membership("tool:curated", False))
+
+    surface.replace(curated, discovered, hidden)
+    child = await core.fork_session("fork-parent", "fork-child", hidden_tools=["fork_hidden"])
+    state = child.tool_state()
+    assert not member(state, "tool:curated")  # curation survives the fork
+    assert member(state, "tool:fork_discovered")  # the stale snapshot meets live sources
+    assert not member(state, "tool:fork_hidden")  # policy, even for a newly discovered id
+    assert catalog_names(child) == ["fork_discovered"]
+    records = await call_tools(child, provider, "fork_discovered", "fork_hidden", "curated")
+    assert advertised(provider) == ["fork_discovered"]
+    assert records["fork_discovered"].status == "success"
+    assert records["fork_hidden"].error_code == "tool_unavailable"
+    assert records["curated"].error_code == "tool_unavailable"
+    # the child starts from the parent's history; the parent is untouched by the fork
+    child_view = await child.read_view()
+    assert [m.text for m in child_view.messages][:2] == ["remember this", "parent turn"]
+    parent_view = await parent.read_view()
+    assert len(parent_view.messages) == 2
+    meta = {m.session_id: m for m in await core.list_sessions()}
+    assert meta["fork-child"].parent_session_id == "fork-parent"
+    # the hidden policy is the child's own: it survives reopen, the parent never had it
+    reopened = await core.session("fork-child").open()
+    assert not member(reopened.tool_state(), "tool:fork_hidden")
+    assert member((await core.session("fork-parent").open()).tool_state(), "tool:fork_hidden")
+    with pytest.raises(lash.EmbedError) as err:
+        await core.fork_session("fork-parent", "fork-child")
+    assert err.value.kind == "session_exists"
+
+
+async def test_composed_session_catalog_discovers_callable_tool_without_exposing_hidden_tool() -> (
+    None
+):
+    original = dyn("tool:compose_original", "compose_original", "before composition")
+    discovered = dyn("tool:compose_discovered", "compose_discovered", "found by the next turn")
+    hidden = dyn("tool:compose_hidden", "compose_hidden", "excluded by the child's policy")
+    surface = Surface(original)
+    store = MemoryStore()
+    provider = ScriptedProvider([reply("parent")])
+    core = make_core(provider, store, surface)
+    await (await core.session("parent").open()).turn("hi").run()
+    child = await core.fork_session("parent", "compose-child", hidden_tools=["compose_hidden"])
+    assert "compose_discovered" not in catalog_names(child)
+
+    # the surface changes while the session stands open; the next turn composes it
+    surface.replace(original, discovered, hidden)
+    records = await call_tools(child, provider, "compose_discovered", "compose_hidden")
+    assert advertised(provider) == ["compose_original", "compose_discovered"]
+    assert records["compose_discovered"].output == {
+        "id": "tool:compose_discovered",
+        "description": "found by the next turn",
+    }
+    assert records["compose_hidden"].error_code == "tool_unavailable"
+    assert catalog_names(child) == ["compose_original", "compose_discovered"]
+    assert not member(child.tool_state(), "tool:compose_hidden")
+
+
+async def test_hidden_tool_stays_denied_across_cold_store_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "hidden.db"
+    visible = dyn("tool:cold_visible", "cold_visible", "visible before and after")
+    discovered = dyn("tool:cold_discovered", "cold_discovered", "new after the rebuild")
+    hidden = dyn("tool:cold_hidden", "cold_hidden", "hidden by the child's policy")
+    surface = Surface(visible, hidden)
+    provider = ScriptedProvider([reply("parent")])
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        await (await core.session("parent").open()).turn("hi").run()
+        child = await core.fork_session("parent", "cold-child", hidden_tools=["cold_hidden"])
+        assert catalog_names(child) == ["cold_visible"]
+        records = await call_tools(child, provider, "cold_hidden")
+        assert records["cold_hidden"].error_code == "tool_unavailable"
+
+    surface.replace(visible, discovered, hidden)
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        rebuilt = await core.session("cold-child").open()
+        assert catalog_names(rebuilt) == ["cold_visible", "cold_discovered"]
+        records = await call_tools(rebuilt, provider, "cold_discovered", "cold_hidden")
+        assert advertised(provider) == ["cold_visible", "cold_discovered"]
+        assert records["cold_discovered"].status == "success"
+        assert records["cold_hidden"].error_code == "tool_unavailable"
+
+
+async def test_orphan_lifecycle_rebinds_by_id_and_supersedes_same_name_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "orphan.db"
+    original = dyn("tool:orphan-original", "orphaned_name", "persisted original manifest")
+    rebound = dyn("tool:orphan-original", "orphaned_name", "fresh live manifest")
+    replacement = dyn("tool:orphan-replacement", "orphaned_name", "a new id reusing the name")
+    surface = Surface(original)
+    provider = ScriptedProvider([])
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        session = await core.session("orphans").open()
+        opted_out = session.tool_state().with_membership("tool:orphan-original", False)
+        await session.apply_tool_state(opted_out)
+        parked = await session.park()
+
+    surface.replace()  # the source is gone while the session is parked
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        resumed = await core.resume(parked)  # opens anyway
+        entry = resumed.tool_state().get("tool:orphan-original")
+        assert entry is not None and entry.orphaned and not entry.is_member
+        assert "orphaned_name" not in catalog_names(resumed)
+        records = await call_tools(resumed, provider, "orphaned_name")
+        assert records["orphaned_name"].error_code == "tool_unavailable"
+
+        surface.replace(rebound)  # the source returns: rebind by id
+        state = await resumed.refresh_tools()
+        entry = state.get("tool:orphan-original")
+        assert entry is not None and not entry.orphaned
+        assert not entry.is_member  # the opt-out stays with the id
+        assert entry.manifest.description == "fresh live manifest"  # the live manifest wins
+        records = await call_tools(resumed, provider, "orphaned_name")
+        assert records["orphaned_name"].error_code == "tool_unavailable"
+
+        surface.replace()
+        orphaned = await resumed.refresh_tools()
+        entry = orphaned.get("tool:orphan-original")
+        assert entry is not None and entry.orphaned
+        surface.replace(replacement)
+        replaced = await resumed.refresh_tools()
+        assert not replaced.contains("tool:orphan-original")  # superseded, not duplicated
+        assert member(replaced, "tool:orphan-replacement")  # the old opt-out did not transfer
+        assert catalog_names(resumed).count("orphaned_name") == 1
+        records = await call_tools(resumed, provider, "orphaned_name")
+        assert records["orphaned_name"].output == {
+            "id": "tool:orphan-replacement",
+            "description": "a new id reusing the name",
+        }
+        loaded = await SqliteStore(path).load_session("orphans")
+        assert loaded is not None
+        assert decode_tool_state(loaded.checkpoint.tool_state)[0] == resumed.tool_state()
+
+
+async def test_public_apply_tool_state_round_trip_keeps_delta_and_generation_fencing() -> None:
+    first = dyn("tool:apply-first", "apply_first", "first live tool")
+    second = dyn("tool:apply-second", "apply_second", "second live tool")
+    store = MemoryStore()
+    provider = ScriptedProvider([])
+    session = await make_core(provider, store, Surface(first, second)).session("apply").open()
+
+    stale = session.tool_state()
+    edited = stale.with_membership("tool:apply-first", False)
+    applied_generation = await session.apply_tool_state(edited)
+    assert applied_generation == stale.generation + 1
+    applied = session.tool_state()
+    assert not member(applied, "tool:apply-first")
+    assert member(applied, "tool:apply-second")  # a delta over the snapshot, not a blanket opt-out
+    assert catalog_names(session) == ["apply_second"]
+    records = await call_tools(session, provider, "apply_first", "apply_second")
+    assert records["apply_first"].error_code == "tool_unavailable"
+    assert records["apply_second"].status == "success"
+    loaded = await store.load_session("apply")
+    assert loaded is not None and decode_tool_state(loaded.checkpoint.tool_state)[0] == applied
+
+    revision = session.head_revision
+    with pytest.raises(lash.LashRuntimeError) as err:
+        await session.apply_tool_state(stale)
+    assert err.value.is_code("tool_state_generation_mismatch")
+    assert "generation mismatch" in str(err.value)
+    assert str(applied_generation) in err.value.message
+    assert session.head_revision == revision and session.tool_state() == applied
