@@ -41,7 +41,7 @@ def _core(provider: ScriptedProvider, tools: list[Any], plugins: list[Any] = ())
     )
 
 
-async def test_batch_runs_every_call_concurrently_and_preserves_order() -> None:
+async def test_turn_run_batch_tool_runs_every_call_concurrently_and_preserves_order() -> None:
     fetch, seen = _barrier_tool(2)
     items = [
         {"tool": "fetch", "parameters": {"url": "a"}},

@@ -59,7 +59,7 @@ async def test_unknown_tool_is_unavailable() -> None:
     assert rec.contexts == []
 
 
-async def test_default_policy_never_retries_retryable_failures() -> None:
+async def test_default_retry_policy_never_retries_safe_failures() -> None:
     t, attempts = flaky(1, retry="never")
     rec = Recorder()
     out = await dispatch(t, rec)
@@ -68,7 +68,7 @@ async def test_default_policy_never_retries_retryable_failures() -> None:
     assert attempts == [1] and rec.sleeps == []
 
 
-async def test_safe_policy_retries_and_stops_on_success() -> None:
+async def test_safe_retry_policy_retries_safe_failure_and_stops_on_success() -> None:
     t, attempts = flaky(2, retry="safe")
     rec = Recorder()
     out = await dispatch(t, rec, max_attempts=5, base_delay_ms=100, max_delay_ms=10_000)
@@ -87,6 +87,27 @@ async def test_exhaustion_reports_attempts_and_clears_retry_flags() -> None:
     assert out.retryable is False and out.retry_after_ms is None
     assert attempts == [1, 2, 3]
     assert rec.sleeps == [0.2, 0.3]  # 200, then 400 capped at 300
+
+
+async def test_safe_retry_policy_marks_exhausted_after_final_attempt() -> None:
+    t, attempts = flaky(10, retry="safe")
+    rec = Recorder()
+    out = await dispatch(t, rec, max_attempts=2, base_delay_ms=0)
+    assert (out.status, out.error_code, out.attempts) == ("failure", "busy", 2)
+    assert out.retryable is False  # exhausted: the final failure is no longer retryable
+    assert attempts == [1, 2]
+
+
+async def test_idempotent_retry_policy_uses_journaled_attempts_without_provider_replay_key() -> (
+    None
+):
+    t, attempts = flaky(10, retry="idempotent")
+    rec = Recorder()
+    out = await dispatch(t, rec, max_attempts=3, base_delay_ms=0)
+    assert (out.status, out.attempts) == ("failure", 3)
+    assert attempts == [1, 2, 3]
+    # every attempt is its own journaled unit: a distinct idempotency key per attempt
+    assert len({c.idempotency_key for c in rec.contexts}) == 3
 
 
 async def test_non_retryable_failure_is_not_retried_even_under_safe_policy() -> None:
@@ -121,16 +142,16 @@ async def test_tool_overrides_retry_limits() -> None:
     assert rec.sleeps == [0.025]
 
 
-async def test_each_attempt_gets_its_own_context_with_a_stable_replay_key() -> None:
+async def test_retry_context_has_stable_replay_key_across_attempts() -> None:
     t, _ = flaky(2, retry="safe")
     rec = Recorder()
     await dispatch(t, rec)
     assert [c.attempt for c in rec.contexts] == [1, 2, 3]
-    assert len({c.replay_key for c in rec.contexts}) == 1
+    assert {c.replay_key for c in rec.contexts} == {"lash-tool:s1:call-1"}
     assert len({c.idempotency_key for c in rec.contexts}) == 3
 
 
-async def test_cancellation_stops_retries_immediately() -> None:
+async def test_cancellation_stops_retry_immediately() -> None:
     started = asyncio.Event()
     attempts: list[int] = []
 

@@ -754,8 +754,10 @@ class PhysicalTurn:
         contexts: list[ToolContext],
         parent_call_id: str | None = None,
     ) -> ToolCallOutput:
-        """One tool call: argument checks, ``before_tool_call`` hooks, the attempt(s) through
-        the effect host, then ``after_tool_call`` hooks. Never raises for tool failures."""
+        """One tool call: argument checks, ``before_tool_call`` hooks, then the attempt(s)
+        through the effect host, each completed attempt passing the ``after_tool_call`` hooks
+        inside the attempt (so a replayed attempt returns the hooked output). Never raises for
+        tool failures."""
         malformed = _malformed_arguments(call)
         if malformed is not None:
             return ToolCallOutput(
@@ -782,8 +784,24 @@ class PhysicalTurn:
         # a grant is the host's explicit routing for this turn, so it wins over membership
         granted = self.granted.get(call.name)
         tool = granted.tool if granted is not None else self._advertised().get(call.name)
+
+        async def after_hooks(output: ToolCallOutput) -> ToolCallOutput:
+            for plugin in self.plugins:
+                try:
+                    replaced = await plugin.after_tool_call(hook_ctx, call, output)
+                except Exception as err:
+                    return ToolCallOutput(
+                        status="failure",
+                        payload=f"after_tool_call hook of plugin {plugin.id!r} failed: {err}",
+                        error_code="after_tool_call_failed",
+                    )
+                if replaced is not None:
+                    output = replaced
+            return output
+
         if tool is BATCH_TOOL:
-            output = await run_batch(call.arguments, _TurnBatchDispatch(self, call, key, contexts))
+            dispatch = _TurnBatchDispatch(self, call, key, contexts)
+            return await after_hooks(await run_batch(call.arguments, dispatch))
         else:
 
             def make_context(attempt: int) -> ToolContext:
@@ -809,7 +827,11 @@ class PhysicalTurn:
 
             async def run() -> ToolCallOutput:
                 return await execute_tool_call(
-                    tool, call, make_context=make_context, sleep=self.cfg.sleep
+                    tool,
+                    call,
+                    make_context=make_context,
+                    sleep=self.cfg.sleep,
+                    after_attempt=after_hooks,
                 )
 
             try:
@@ -833,17 +855,6 @@ class PhysicalTurn:
                     payload=f"tool attempt failed in the effect host: {err}",
                     error_code="tool_attempt_failed",
                 )
-        for plugin in self.plugins:
-            try:
-                replaced = await plugin.after_tool_call(hook_ctx, call, output)
-            except Exception as err:
-                return ToolCallOutput(
-                    status="failure",
-                    payload=f"after_tool_call hook of plugin {plugin.id!r} failed: {err}",
-                    error_code="after_tool_call_failed",
-                )
-            if replaced is not None:
-                output = replaced
         return output
 
     def _await_key_minter(self) -> Callable[[Any], str] | None:

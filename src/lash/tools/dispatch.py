@@ -50,12 +50,18 @@ async def execute_tool_call(
     max_attempts: int = 3,
     base_delay_ms: int = 200,
     max_delay_ms: int = 5000,
+    after_attempt: Callable[[ToolCallOutput], Awaitable[ToolCallOutput]] | None = None,
 ) -> ToolCallOutput:
     """Execute ``call`` with ``tool`` and return its full output (``attempts`` filled in).
 
     A missing tool is a ``tool_unavailable`` failure. A tool may override the retry limits
     with ``max_attempts``/``base_delay_ms``/``max_delay_ms`` attributes (``FunctionTool``
     has them). Cancellation propagates and stops retries at once.
+
+    ``after_attempt`` (the session's ``after_tool_call`` hooks) sees every *completed*
+    attempt, before the retry decision and before exhaustion is marked, and may replace its
+    output; a pending launch is not a completed result, so it skips the hooks and ends the
+    attempts.
     """
     if tool is None:
         return failure("tool_unavailable", f"Tool '{call.name}' is unavailable in this session")
@@ -69,6 +75,10 @@ async def execute_tool_call(
     attempt = 1
     while True:
         output = await _attempt(tool, make_context(attempt), call.arguments)
+        if _is_pending(output):
+            return _with_attempts(output, attempt)
+        if after_attempt is not None:
+            output = await after_attempt(output)
         if output.status != "failure" or not output.retryable or limit == 1:
             return _with_attempts(output, attempt)
         if attempt >= limit:
@@ -104,6 +114,11 @@ async def _attempt(tool: Tool, ctx: ToolContext, arguments: Mapping[str, Any]) -
             "not ToolCallOutput",
         )
     return output
+
+
+def _is_pending(output: ToolCallOutput) -> bool:
+    control = output.control
+    return output.status == "success" and control is not None and "pending" in control
 
 
 def _with_attempts(output: ToolCallOutput, attempts: int) -> ToolCallOutput:
