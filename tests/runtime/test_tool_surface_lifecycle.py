@@ -323,3 +323,69 @@ async def test_public_apply_tool_state_round_trip_keeps_delta_and_generation_fen
     assert "generation mismatch" in str(err.value)
     assert str(applied_generation) in err.value.message
     assert session.head_revision == revision and session.tool_state() == applied
+
+
+async def test_host_added_tool_source_is_served_committed_and_orphaned_without_it() -> None:
+    store = MemoryStore()
+    provider = ScriptedProvider([])
+    surface = Surface(dyn("tool:base", "base", "from the plugin"))
+    session = await make_core(provider, store, surface).session("live").open()
+    extra = dyn("tool:extra", "extra", "added by the host")
+    assert session.add_tool_source([extra]) == "live:1"
+    records = await call_tools(session, provider, "extra")
+    assert advertised(provider) == ["base", "extra"] and records["extra"].status == "success"
+    loaded = await store.load_session("live")
+    assert loaded is not None
+    assert member(decode_tool_state(loaded.checkpoint.tool_state)[0], "tool:extra")
+
+    # a new process that does not register the source again: the tool is an orphan
+    reopened = await make_core(provider, store, surface).session("live").open()
+    entry = reopened.tool_state().get("tool:extra")
+    assert entry is not None and entry.orphaned
+    records = await call_tools(reopened, provider, "extra")
+    assert records["extra"].error_code == "tool_unavailable"
+    source_id = reopened.add_tool_source(extra)  # registering it again rebinds by id
+    assert member(reopened.tool_state(), "tool:extra")
+    generation = reopened.remove_tool_source(source_id)
+    assert not reopened.tool_state().contains("tool:extra")
+    assert reopened.tool_state().generation == generation
+    with pytest.raises(lash.LashRuntimeError) as err:
+        reopened.remove_tool_source(source_id)
+    assert err.value.is_code("unknown_tool_source")
+
+
+async def test_another_writers_tool_change_reaches_a_standing_handle() -> None:
+    store = MemoryStore()
+    provider = ScriptedProvider([])
+    surface = Surface(dyn("tool:x", "x", "x"), dyn("tool:y", "y", "y"))
+    core = make_core(provider, store, surface)
+    first = await core.session("shared").open()
+    second = await core.session("shared").open()
+    generation = await first.set_tool_membership("x", False)
+    records = await call_tools(second, provider, "x", "y")
+    assert advertised(provider) == ["y"]
+    assert records["x"].error_code == "tool_unavailable"
+    assert second.tool_state().generation == generation
+    assert catalog_names(second) == ["y"]
+
+
+async def test_tool_catalog_leaves_out_what_plugins_filter() -> None:
+    class PlanMode(lash.Plugin):
+        id = "plan-mode"
+
+        def filter_tools(self, tools: dict[str, Tool]) -> dict[str, Tool]:
+            return {name: tool for name, tool in tools.items() if name != "write"}
+
+    surface = Surface(dyn("tool:read", "read", "r"), dyn("tool:write", "write", "w"))
+    core = (
+        lash.LashCore.builder()
+        .provider(ScriptedProvider([]))
+        .model(lash.ModelSpec("m"))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .plugins([surface.plugin(), PlanMode])
+        .build()
+    )
+    session = await core.session("s").open()
+    assert catalog_names(session) == ["read"]
+    assert member(session.tool_state(), "tool:write")  # filtering is not membership

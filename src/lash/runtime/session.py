@@ -946,8 +946,12 @@ class LashSession:
         return self._registry.export_state()
 
     def tool_catalog(self) -> list[dict[str, Any]]:
-        """Every catalog member as ``{id, name, description, parameters}``."""
-        return self._registry.project_catalog()
+        """Every callable tool as ``{id, name, description, parameters}``: the registry's
+        members, less what plugins filter out (plan mode, authority hiding)."""
+        visible = self._registry.member_tools()
+        for plugin in self._plugins:
+            visible = plugin.filter_tools(visible)
+        return [e for e in self._registry.project_catalog() if e["name"] in visible]
 
     def add_tool_source(self, source: ToolSourceLike) -> str:
         """Serve more tools in this session (a host-added provider); returns its ``live:{n}``
@@ -1007,7 +1011,9 @@ class LashSession:
             snapshot, hidden = decode_tool_state(stored)
             self._registry.restore_state(snapshot, hidden=hidden)
         else:
-            self._registry.refresh_sources()
+            before = self._registry.generation
+            if self._registry.refresh_sources() == before:
+                return  # nothing changed: the working checkpoint already holds the state
         self._note_tool_change()
 
     def _note_tool_change(self) -> None:

@@ -29,7 +29,7 @@ host-added ``live:{n}`` providers) with a source-free :class:`~lash.tools.member
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from lash.errors import LashRuntimeError
@@ -124,18 +124,23 @@ def with_tool_id(tool: Tool, tool_id: str) -> Tool:
 class _Source:
     """One registered source and the lookups the registry needs from it."""
 
-    __slots__ = ("provider", "source_id")
+    __slots__ = ("kind", "lazy", "provider", "source_id")
 
     def __init__(self, source_id: str, provider: ToolSourceLike) -> None:
         self.source_id = source_id
         self.provider = provider
+        # classified once: protocol isinstance checks are too slow for every turn
+        self.kind = "tool" if isinstance(provider, Tool) else "provider"
+        if self.kind == "provider" and not isinstance(provider, ToolProvider):
+            self.kind = "list"
+        self.lazy = isinstance(provider, LazyToolSource)
 
     def advertised(self) -> list[tuple[str, Tool]]:
-        provider = self.provider
+        provider: Any = self.provider
         tools: Iterable[Tool]
-        if isinstance(provider, Tool):
+        if self.kind == "tool":
             tools = (provider,)
-        elif isinstance(provider, ToolProvider):
+        elif self.kind == "provider":
             tools = provider.tools()
         else:
             tools = provider
@@ -157,7 +162,7 @@ class _Source:
 
     def by_id(self, tool_id: str) -> Tool | None:
         found = next((t for i, t in self.advertised() if i == tool_id), None)
-        if found is None and isinstance(self.provider, LazyToolSource):
+        if found is None and self.lazy and isinstance(self.provider, LazyToolSource):
             found = self.provider.resolve_tool_id(tool_id)
         if found is not None and tool_id_of(found) != tool_id:
             raise LashRuntimeError(
@@ -169,7 +174,7 @@ class _Source:
 
     def by_name(self, name: str) -> Tool | None:
         found = next((t for _, t in self.advertised() if t.spec.name == name), None)
-        if found is None and isinstance(self.provider, LazyToolSource):
+        if found is None and self.lazy and isinstance(self.provider, LazyToolSource):
             found = self.provider.resolve_tool(name)
         return found
 
@@ -219,6 +224,7 @@ class ToolRegistry:
         self._sources: dict[str, _Source] = {}
         self._entries: dict[str, _Entry] = {}
         self._tools: dict[str, Tool] = {}
+        self._exported: dict[str, ToolStateEntry] | None = None  # cache of _export(_entries)
         self._generation = 0
         self._hidden = frozenset(hidden)
         self._next_live = 0
@@ -241,7 +247,7 @@ class ToolRegistry:
 
     def export_state(self) -> ToolState:
         """The source-free snapshot (persist it; restore or apply it later)."""
-        return ToolState(generation=self._generation, tools=_export(self._entries))
+        return ToolState(generation=self._generation, tools=dict(self._export()))
 
     def member_tools(self) -> dict[str, Tool]:
         """Callable tools by name, in source registration order: the catalog."""
@@ -287,9 +293,9 @@ class ToolRegistry:
         if source_id not in self._sources:
             raise LashRuntimeError(UNKNOWN_TOOL_SOURCE, f"no tool source {source_id!r}")
         del self._sources[source_id]
-        self._entries = {i: e for i, e in self._entries.items() if e.source_id != source_id}
-        self._tools = {i: t for i, t in self._tools.items() if i in self._entries}
-        self._generation += 1
+        entries = {i: e for i, e in self._entries.items() if e.source_id != source_id}
+        tools = {i: t for i, t in self._tools.items() if i in entries}
+        self._adopt(_Reconciled(entries, tools, (), True), self._generation + 1)
         return self._generation
 
     def refresh_sources(self) -> int:
@@ -353,7 +359,7 @@ class ToolRegistry:
                 state = state.with_membership(tool_id, present)
         hidden = self._hidden - wanted if present else self._hidden | (wanted - known)
         done = self._reconcile(state, self._sources, live=True, hidden=hidden)
-        changed = hidden != self._hidden or _export(done.entries) != _export(self._entries)
+        changed = hidden != self._hidden or _differs(done.entries, self._export())
         self._hidden = hidden
         self._adopt(done, self._generation + 1 if changed else self._generation)
         return self._generation
@@ -450,10 +456,17 @@ class ToolRegistry:
                 f"{generation}, the registry is at generation {self._generation}",
             )
 
+    def _export(self) -> dict[str, ToolStateEntry]:
+        if self._exported is None:
+            self._exported = _export(self._entries)
+        return self._exported
+
     def _entries_as_state(self) -> ToolState:
-        return ToolState(generation=self._generation, tools=_export(self._entries))
+        return ToolState(generation=self._generation, tools=self._export())
 
     def _adopt(self, done: _Reconciled, generation: int) -> None:
+        if done.entries is not self._entries:
+            self._exported = None
         self._entries = done.entries
         self._tools = done.tools
         self._generation = generation
@@ -470,11 +483,11 @@ class ToolRegistry:
             name = tool.spec.name
             if any(e.manifest.name == name for e in self._entries.values()):
                 return None
-            entry = _Entry(ToolManifest.of(tool.spec, tool_id), source.source_id, True)
-            entry = replace(entry, member=name not in self._hidden)
-            self._entries = {**self._entries, tool_id: entry}
-            self._tools = {**self._tools, tool_id: tool}
-            self._generation += 1
+            manifest = ToolManifest.of(tool.spec, tool_id)
+            entry = _Entry(manifest, source.source_id, name not in self._hidden)
+            entries = {**self._entries, tool_id: entry}
+            done = _Reconciled(entries, {**self._tools, tool_id: tool}, (), True)
+            self._adopt(done, self._generation + 1)
             return tool_id, entry
         return None
 
@@ -493,7 +506,9 @@ class ToolRegistry:
         snapshot defines the surface (an explicit ``apply_state``).
         """
         hidden = self._hidden if hidden is None else hidden
-        _validate(snapshot)
+        if snapshot.tools is not self._exported:  # our own export is valid by construction
+            _validate(snapshot)
+        stored_tools = snapshot.tools
         entries: dict[str, _Entry] = {}
         tools: dict[str, Tool] = {}
         owners: dict[str, str] = {}  # name -> id
@@ -510,17 +525,16 @@ class ToolRegistry:
                             f"served by source {other.source_id!r}",
                         )
                     manifest = ToolManifest.of(tool.spec, tool_id)
-                    entries[tool_id] = _Entry(manifest, source.source_id, name not in hidden)
+                    stored = stored_tools.get(tool_id)  # membership belongs to the id
+                    member = (stored is None or stored.member) and name not in hidden
+                    entries[tool_id] = _Entry(manifest, source.source_id, member)
                     tools[tool_id] = tool
                     owners[name] = tool_id
         orphaned: list[str] = []
-        for tool_id, stored in snapshot.tools.items():
+        for tool_id, stored in stored_tools.items():
             name = stored.manifest.name
-            current = entries.get(tool_id)
-            if current is not None:
-                member = stored.member and current.manifest.name not in hidden
-                entries[tool_id] = replace(current, member=member)
-                continue
+            if tool_id in entries:
+                continue  # advertised: already bound with this id's membership
             resolved = _resolve_id(tool_id, sources)
             if resolved is not None:
                 source_id, tool = resolved
@@ -538,7 +552,7 @@ class ToolRegistry:
                 orphaned.append(tool_id)
                 member = stored.member and name not in hidden
                 _insert(entries, owners, tool_id, _Entry(stored.manifest, None, member))
-        changed = _export(entries) != snapshot.tools
+        changed = _differs(entries, stored_tools)
         return _Reconciled(entries, tools, tuple(orphaned), changed)
 
 
@@ -577,6 +591,21 @@ def _validate(snapshot: ToolState) -> None:
                 INVALID_TOOL_STATE, f"tool state has an empty or duplicate tool name {name!r}"
             )
         names.add(name)
+
+
+def _differs(entries: Mapping[str, _Entry], stored: Mapping[str, ToolStateEntry]) -> bool:
+    """Whether ``entries`` would export to something other than ``stored``."""
+    if entries.keys() != stored.keys():
+        return True
+    for tool_id, entry in entries.items():
+        old = stored[tool_id]
+        if (
+            old.member != entry.member
+            or old.orphaned != (entry.source_id is None)
+            or old.manifest != entry.manifest
+        ):
+            return True
+    return False
 
 
 def _export(entries: Mapping[str, _Entry]) -> dict[str, ToolStateEntry]:
