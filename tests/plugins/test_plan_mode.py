@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lash.plugins import PlanMode
-from lash.plugins.plan_mode import render_plan
+from lash.plugins.plan_mode import PLANNING_GUIDANCE, render_plan
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.tools.builtin import workspace_tools
@@ -137,7 +137,8 @@ async def test_plan_mode_can_start_disabled(make_core: Any) -> None:
     session = await core.session("s").open()
     await session.turn("hello").run()
     assert names(provider.requests[0]) == ["update_plan", "batch"]
-    assert all(m.role != "system" for m in provider.requests[0].messages)
+    notes = [m.text for m in provider.requests[0].messages if m.role == "system"]
+    assert notes == [PLANNING_GUIDANCE]  # the planning guidance, but not the plan-mode note
 
 
 async def test_subagent_sessions_are_never_in_plan_mode(tmp_path: Path, make_core: Any) -> None:

@@ -7,7 +7,11 @@ plugin's state, which the runtime commits with every turn, so it survives a rest
 
 The catalog of a turn is fixed when the turn starts: after ``plan_exit`` the implementation
 tools appear from the next turn on. Subagent sessions are never in plan mode and get no plan
-tools: planning belongs to the root session.
+tools or planning guidance: planning belongs to the root session.
+
+Every accepted ``update_plan`` is published as a plugin runtime event named
+``update_plan.snapshot`` (payload: ``explanation``, ``plan``, ``generation``) at the next
+checkpoint or at the end of the turn, so a UI can show the checklist as it changes.
 """
 
 from __future__ import annotations
@@ -16,16 +20,41 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from lash.plugins._common import READ_ONLY_TOOLS, is_subagent_session
-from lash.runtime.plugins import Plugin, PluginSessionContext, PrepareContext
+from lash.runtime.plugins import (
+    CheckpointContext,
+    Directive,
+    EmitEvent,
+    FinalizeContext,
+    Plugin,
+    PluginSessionContext,
+    PrepareContext,
+)
 from lash.tools import FunctionTool, ToolError
 from lash.tools.base import Tool, ToolContext
 from lash.types import Message, TextPart
 
-__all__ = ["PLAN_STATUSES", "READ_ONLY_TOOLS", "PlanMode"]
+__all__ = [
+    "PLANNING_GUIDANCE",
+    "PLAN_SNAPSHOT_EVENT",
+    "PLAN_STATUSES",
+    "READ_ONLY_TOOLS",
+    "PlanMode",
+    "plan_snapshot_event",
+]
 
 PLAN_STATUSES = ("pending", "in_progress", "completed")
 
 _PLAN_TOOLS = frozenset({"update_plan", "plan_exit"})
+
+PLAN_SNAPSHOT_EVENT = "update_plan.snapshot"
+
+PLANNING_GUIDANCE = (
+    "Planning: use update_plan for substantial multi-step work and skip it for trivial asks. "
+    "Keep steps short with exactly one in_progress while you work, mark steps completed as "
+    "you finish them, give an explanation when the plan changes, and mark every step "
+    "completed when the task is done. After an update, say briefly what changed and what "
+    "comes next instead of repeating the checklist."
+)
 
 Approve = Callable[[list[dict[str, str]]], Awaitable[bool]]
 """Asked on ``plan_exit`` with the current plan: True leaves plan mode."""
@@ -71,6 +100,7 @@ class PlanMode(Plugin):
         self.allowed_tools = frozenset(allowed_tools) | _PLAN_TOOLS
         self._approve = approve
         self._inert = False
+        self._published = 0
         self._update_plan = FunctionTool.from_schema(
             "update_plan",
             "Replace the plan checklist. Each step is pending, in_progress or completed; at "
@@ -97,6 +127,7 @@ class PlanMode(Plugin):
             "generation": 0,
             "plan": [],
         }
+        self._published = self.generation
 
     @property
     def enabled(self) -> bool:
@@ -136,7 +167,9 @@ class PlanMode(Plugin):
     async def transform_context(
         self, ctx: PrepareContext, messages: list[Message]
     ) -> list[Message]:
-        notes: list[str] = []
+        if self._inert:
+            return messages
+        notes: list[str] = [PLANNING_GUIDANCE]
         if self.enabled:
             notes.append(
                 "Plan mode is on: explore with the read-only tools, keep the checklist "
@@ -145,17 +178,34 @@ class PlanMode(Plugin):
             )
         if self.plan:
             notes.append("Current plan:\n" + render_plan(self.plan))
-        if not notes:
-            return messages
         note = Message(
             id=f"{ctx.turn_id}:plan-mode", role="system", parts=(TextPart(text="\n\n".join(notes)),)
         )
         return [*messages, note]
 
+    async def checkpoint(self, ctx: CheckpointContext) -> Sequence[Directive]:
+        return self._publish()
+
+    async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Directive]:
+        return self._publish()
+
+    def _publish(self) -> list[Directive]:
+        """The snapshot event for plan updates not yet published (at most one per call)."""
+        if self._inert or self.generation <= self._published:
+            return []
+        self._published = self.generation
+        snapshot = {
+            "explanation": self.state.get("explanation"),
+            "plan": self.plan,
+            "generation": self.generation,
+        }
+        return [EmitEvent(event=plan_snapshot_event(snapshot))]
+
     # --- tools ----------------------------------------------------------------------------
 
     async def _run_update_plan(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         plan = [{"step": str(i["step"]).strip(), "status": str(i["status"])} for i in args["plan"]]
+        explanation = str(args.get("explanation") or "").strip() or None
         if any(not item["step"] for item in plan):
             raise ToolError("every plan step needs text", code="invalid_plan")
         if sum(item["status"] == "in_progress" for item in plan) > 1:
@@ -165,7 +215,7 @@ class PlanMode(Plugin):
             **self.state,
             "plan": plan,
             "generation": generation,
-            "explanation": args.get("explanation"),
+            "explanation": explanation,
         }
         return {"generation": generation, "plan": plan}
 
@@ -186,3 +236,15 @@ def render_plan(plan: Sequence[dict[str, str]]) -> str:
     """The checklist as Markdown (``[x]`` done, ``[>]`` in progress, ``[ ]`` pending)."""
     marks = {"completed": "[x]", "in_progress": "[>]", "pending": "[ ]"}
     return "\n".join(f"- {marks.get(i['status'], '[ ]')} {i['step']}" for i in plan)
+
+
+def plan_snapshot_event(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The ``update_plan.snapshot`` runtime event for ``snapshot`` (``explanation`` left out
+    when empty, as in lash)."""
+    payload: dict[str, Any] = {
+        "plan": [{"step": i["step"], "status": i["status"]} for i in snapshot.get("plan", [])],
+        "generation": int(snapshot.get("generation", 0)),
+    }
+    if snapshot.get("explanation"):
+        payload["explanation"] = snapshot["explanation"]
+    return {"name": PLAN_SNAPSHOT_EVENT, "payload": payload}
