@@ -389,3 +389,21 @@ async def test_tool_catalog_leaves_out_what_plugins_filter() -> None:
     session = await core.session("s").open()
     assert catalog_names(session) == ["read"]
     assert member(session.tool_state(), "tool:write")  # filtering is not membership
+
+
+async def test_refresh_tool_catalog_command_commits_the_rediscovered_surface() -> None:
+    store = MemoryStore()
+    provider = ScriptedProvider([reply("one")])
+    surface = Surface(dyn("tool:a", "a", "first"))
+    session = await make_core(provider, store, surface).session("cmd").open()
+    await session.turn("hi").run()
+    surface.replace(dyn("tool:a", "a", "first"), dyn("tool:b", "b", "appeared"))
+    await session.submit_command("refresh_tool_catalog", reason="new tools")
+    assert await session.process_pending() == []
+    loaded = await store.load_session("cmd")
+    assert loaded is not None
+    persisted, _ = decode_tool_state(loaded.checkpoint.tool_state)
+    assert member(persisted, "tool:b") and persisted == session.tool_state()
+    revision = session.head_revision
+    assert await session.refresh_tools() == persisted
+    assert session.head_revision == revision  # already persisted: nothing more to commit

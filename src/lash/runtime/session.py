@@ -720,6 +720,14 @@ class LashSession:
                 for batch in claim.batches
                 for item in batch.items
             )
+            if not reset and any(
+                isinstance(item.payload, SessionCommand)
+                and item.payload.command == "refresh_tool_catalog"
+                for batch in claim.batches
+                for item in batch.items
+            ):
+                self._sync_tools()  # re-read the sources; this command's commit persists them
+                checkpoint = state.checkpoint
             if reset:
                 graph = GraphReplaceFull(nodes=(), leaf_node_id=None)
                 checkpoint = SessionCheckpoint(turn_index=state.turn_index)
@@ -749,6 +757,7 @@ class LashSession:
                 ),
             )
             result = await self._store_call(store.commit(commit))
+            self._tool_state_persisted = checkpoint.tool_state
             if reset:
                 self._state = SessionState(self.session_id, head_revision=result.head_revision)
                 self._state.checkpoint = checkpoint
