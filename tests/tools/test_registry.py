@@ -449,3 +449,18 @@ def make_manifest(name: str) -> Any:
     from lash.tools.membership import ToolManifest
 
     return ToolManifest(id=f"tool:{name}", name=name, description=name)
+
+
+async def test_a_tool_with_a_declared_id_keeps_its_retry_settings_and_runs() -> None:
+    inner = FunctionTool.from_schema(
+        "flaky", "retried", EMPTY, lambda args: "ok", retry="safe", max_attempts=5
+    )
+    wrapped = with_tool_id(inner, "mcp:srv/flaky")
+    delegated: Any = wrapped  # what the dispatcher reads for retry overrides
+    assert wrapped.retry_policy == "safe" and delegated.max_attempts == 5
+    registry = ToolRegistry()
+    registry.upsert_source("mcp", [wrapped])
+    assert registry.export_state().contains("mcp:srv/flaky")
+    output = await registry.execute_by_id("mcp:srv/flaky", ctx(), {})
+    assert output.ok and output.payload == "ok"
+    assert not hasattr(wrapped, "_missing")

@@ -108,6 +108,8 @@ class _IdentifiedTool:
 
     def __getattr__(self, name: str) -> Any:
         # retry overrides (max_attempts, ...) and anything else the dispatcher reads
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._tool, name)
 
     def __repr__(self) -> str:
