@@ -1014,8 +1014,9 @@ class LashSession:
         lands in the working checkpoint, so the next commit persists it.
         """
         stored = self._state.checkpoint.tool_state
-        if self._tool_state_synced is None or stored != self._tool_state_synced:
-            if self._tool_state_synced is not None:  # reloaded from the store
+        synced = self._tool_state_synced
+        if synced is None or (stored is not synced and stored != synced):
+            if synced is not None:  # reloaded from the store
                 self._tool_state_persisted = stored
             snapshot, hidden = decode_tool_state(stored)
             self._registry.restore_state(snapshot, hidden=hidden)
