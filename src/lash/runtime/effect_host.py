@@ -29,11 +29,15 @@ from lash.types import CancellationEvidence
 from lash.types._base import Record
 
 __all__ = [
+    "SLEEP_EFFECT_REJECTED",
     "CancelReceipt",
     "EffectHost",
+    "EffectSleepRejected",
     "GateState",
     "InlineEffectHost",
+    "SleepEffectHost",
     "TurnControl",
+    "effect_sleeper",
 ]
 
 T = TypeVar("T")
@@ -222,6 +226,61 @@ class EffectHost(Protocol):
         ...
 
 
+SLEEP_EFFECT_REJECTED = "sleep_effect_rejected"
+"""The code of a sleep effect its host refused (the retry it delayed fails explicitly)."""
+
+LocalSleep = Callable[[float], Awaitable[Any]]
+
+
+@runtime_checkable
+class SleepEffectHost(Protocol):
+    """A host through which delays cross as sleep effects (a durable host makes them timers)."""
+
+    async def sleep(
+        self, scope: ExecutionScope, replay_key: str, seconds: float, *, local: LocalSleep
+    ) -> None:
+        """Wait ``seconds`` under the stable ``replay_key``; ``local`` is the configured sleep."""
+        ...
+
+
+class EffectSleepRejected(RuntimeError):
+    """A host refused a sleep effect.
+
+    Deliberately not a :class:`LashRuntimeError`: a refused retry delay ends that tool call
+    with an explicit failure instead of failing the whole turn.
+    """
+
+    code = SLEEP_EFFECT_REJECTED
+
+
+def effect_sleeper(
+    host: object, scope: ExecutionScope, key_prefix: str, local: LocalSleep
+) -> Callable[[float], Awaitable[None]]:
+    """A sleep callable whose n-th call is the sleep effect ``<key_prefix>:<n>:sleep``.
+
+    Retry loops call it once per failed attempt ``n``, so keys are stable across replays.
+    A host without sleep effects just runs ``local``. A host error becomes
+    :class:`EffectSleepRejected` (cancellation passes through).
+    """
+    count = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal count
+        count += 1
+        if not isinstance(host, SleepEffectHost):
+            await local(seconds)
+            return
+        key = f"{key_prefix}:{count}:sleep"
+        try:
+            await host.sleep(scope, key, seconds, local=local)
+        except EffectSleepRejected:
+            raise
+        except Exception as err:
+            raise EffectSleepRejected(f"the effect host refused sleep {key!r}: {err}") from err
+
+    return sleep
+
+
 class InlineEffectHost:
     """Runs every effect in-process, right away; durable waits are in-memory promises.
 
@@ -260,6 +319,12 @@ class InlineEffectHost:
     ) -> T:
         """Execute locally."""
         return await execute()
+
+    async def sleep(
+        self, scope: ExecutionScope, replay_key: str, seconds: float, *, local: LocalSleep
+    ) -> None:
+        """Nothing to journal: the configured sleep, right here."""
+        await local(seconds)
 
     # --- durable waits (see lash.runtime.await_events) -------------------------------------
 

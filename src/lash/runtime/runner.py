@@ -40,7 +40,7 @@ from lash.providers.base import LlmProvider, ProviderError
 from lash.providers.retry import AttemptReset, RetryScheduled, complete_with_retry
 from lash.runtime.await_events import AwaitEventResolver, WaitIdentity, settle_pending
 from lash.runtime.config import TOOL_CANCEL_GRACE_S, CoreConfig
-from lash.runtime.effect_host import EffectHost
+from lash.runtime.effect_host import EffectHost, effect_sleeper
 from lash.runtime.emitter import Emitter, new_id
 from lash.runtime.lease import LeaseGuard
 from lash.runtime.plugins import (
@@ -540,7 +540,9 @@ class PhysicalTurn:
                 request,
                 policy=self.cfg.retry,
                 clock=self.cfg.clock,
-                sleep=self.cfg.sleep,
+                sleep=effect_sleeper(
+                    self.host, self.scope, f"{effect.replay_key}:retry", self.cfg.sleep
+                ),
                 on_event=on_event,
                 call_id=call_id,
             )
@@ -830,7 +832,7 @@ class PhysicalTurn:
                     tool,
                     call,
                     make_context=make_context,
-                    sleep=self.cfg.sleep,
+                    sleep=effect_sleeper(self.host, self.scope, f"{key}:attempt", self.cfg.sleep),
                     after_attempt=after_hooks,
                 )
 
