@@ -168,9 +168,10 @@ async def test_over_budget_output_is_stored_whole_and_projected_identically_on_r
     assert first.tool_calls[0].output == counting.text  # durable: the whole output
     projected = provider.requests[1].messages[-1].text
     assert projected.startswith("line 00000 ")
-    assert "output truncated" in projected
-    body = projected.rsplit("\n[output truncated", 1)[0]
+    assert "lines truncated..." in projected or "bytes truncated..." in projected
+    body = projected.split("\n\n...", 1)[0]
     assert len(body.encode()) <= 4096 and body.count("\n") < 100
+    assert "Full output saved to: " in projected  # spilled where read_file can reach it
     loaded = await store.load_session("s")
     assert loaded is not None
     stored_tool_message = [
@@ -198,3 +199,5 @@ async def test_budget_plugin_rejects_bad_limits() -> None:
         ToolOutputBudget(max_bytes=0)
     with pytest.raises(ValueError):
         ToolOutputBudget(max_lines=0)
+    with pytest.raises(ValueError):
+        ToolOutputBudget(max_tokens=0)
