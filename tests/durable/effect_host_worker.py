@@ -17,7 +17,7 @@ import hypercorn.config
 import restate
 
 import lash
-from lash.durable.restate import turn_workflow
+from lash.durable.restate import turn_services
 
 SECRET = b"effect-host-conformance-secret-0123456789"
 
@@ -34,7 +34,7 @@ async def main() -> None:
     config.graceful_timeout = 1
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    app = restate.app(services=[turn_workflow(no_core, await_event_secret=SECRET)])
+    app = restate.app(services=turn_services(no_core, await_event_secret=SECRET))
     await hypercorn.asyncio.serve(
         app,  # type: ignore[arg-type]
         config,

@@ -30,7 +30,7 @@ import hypercorn.config
 import restate
 
 import lash
-from lash.durable.restate import turn_workflow
+from lash.durable.restate import turn_services
 from lash.providers import OpenAIChatProvider
 from lash.stores import MemoryStore, SqliteStore
 from lash.stores.postgres import PostgresStore
@@ -118,7 +118,7 @@ def build_app() -> object:
         CORES.append(core)
         return core
 
-    workflow = turn_workflow(
+    services = turn_services(
         make_core,
         await_event_secret=AWAIT_SECRET,
         retry_policy=restate.InvocationRetryPolicy(
@@ -128,7 +128,7 @@ def build_app() -> object:
             max_attempts=200,
         ),
     )
-    return restate.app(services=[workflow])
+    return restate.app(services=services)
 
 
 async def main() -> None:

@@ -19,14 +19,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
-from lash.durable.restate import CANCEL_PROMISE, DONE_PROMISE
+from lash.durable.restate import index_name
 from lash.durable.restate.local import LocalRestateServer, find_restate_server, free_port
 from lash.errors import LashRuntimeError
 from lash.runtime.await_events import (
@@ -52,13 +53,12 @@ from .test_restate_e2e import _in_ci
 
 WORKER = Path(__file__).with_name("effect_host_worker.py")
 SERVICE = "LashTurn"
+INDEX = index_name(SERVICE)
+REVOKED = "turn_control_unknown_or_revoked"
+CASE_DEADLINE_S = 60.0
 
-RESTATE_MISSING: Mapping[str, str] = {
-    "await": "a Restate wait parks only inside the LashTurn run handler of its own turn",
-    "session_sweep": "Restate waits are per-turn workflow promises; a session has no sweep",
-    "owner": "only the turn's own run handler opens its gate and seals its completion",
-    "terminal": "a turn's terminal is its run result, attachable only after a real turn",
-}
+RESTATE_MISSING: Mapping[str, str] = {}
+"""The Restate host has every ability the kit asks about."""
 
 
 class _Worker:
@@ -76,7 +76,7 @@ class _Worker:
                 stdin=subprocess.DEVNULL,
             )
 
-    async def ready(self) -> None:
+    def ready(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
@@ -85,7 +85,7 @@ class _Worker:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
         raise TimeoutError(f"worker on port {self.port} never listened")
 
     def stop(self) -> None:
@@ -94,18 +94,65 @@ class _Worker:
         self.proc.wait(timeout=10)
 
 
-class _RestateHandle:
-    """An independently constructed ingress client of the Restate host."""
+class _Deployment:
+    """The module's server and its one worker; reopen restarts both on the same ports, so
+    invocations parked before a reopen resume on the new worker."""
 
-    def __init__(self, server: LocalRestateServer) -> None:
-        self._server = server
+    def __init__(self, server: LocalRestateServer, logs: Path) -> None:
+        self.server = server
+        self._logs = logs
+        self._port = free_port()
+        self._n = 0
+        self.worker: _Worker | None = None
+
+    def start_worker(self) -> None:
+        self._n += 1
+        worker = _Worker(self._port, self._logs / f"worker-{self._n}.log")
+        worker.ready()
+        self.server.register(f"http://127.0.0.1:{self._port}")
+        self.worker = worker
+
+    def reopen(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.server.restart()
+        self.start_worker()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
+class _RestateHandle:
+    """An independently constructed ingress client of the Restate host (its own connection
+    pool), so two handles are two cold instances over one substrate."""
+
+    def __init__(self, ingress: str) -> None:
+        self._http = httpx.AsyncClient(base_url=ingress, timeout=httpx.Timeout(60.0))
+        self._parked: set[asyncio.Future[Any]] = set()
+        self._registering: set[asyncio.Future[Any]] = set()
 
     @property
     def tier(self) -> DurabilityTier:
         return DurabilityTier.DURABLE
 
     async def _call(self, turn_id: str, handler: str, body: Any) -> Any:
-        return await asyncio.to_thread(self._server.call, SERVICE, turn_id, handler, body)
+        reply = await self._http.post(f"/{SERVICE}/{turn_id}/{handler}", json=body)
+        assert reply.status_code == 200, (handler, reply.status_code, reply.text)
+        return reply.json()
+
+    async def _in_order(self) -> None:
+        """Operations of one handle happen in the order they were issued: a sweep waits until
+        this handle's earlier parks have entered their waits."""
+        if self._registering:
+            await asyncio.gather(*list(self._registering))
+
+    def _park(self, call: Awaitable[Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(call)
+        self._parked.add(task)
+        task.add_done_callback(self._parked.discard)
+        return task
 
     @staticmethod
     def _turn_of(key: str) -> str:
@@ -125,6 +172,8 @@ class _RestateHandle:
     async def mint(self, session_id: str, turn_id: str, wait: WaitIdentity) -> str:
         body = {"session_id": session_id, "wait": msgspec.to_builtins(wait)}
         answer = await self._call(turn_id, "await_event_key", body)
+        if answer["outcome"] == "unknown_or_revoked":
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "mint: session revoked")
         return str(answer["key"])
 
     async def resolve(self, key: str, resolution: Resolution) -> ResolveReceipt:
@@ -139,98 +188,137 @@ class _RestateHandle:
         seen = answer["terminal"]
         return None if seen is None else msgspec.convert(seen, type=Resolution)
 
-    async def request_cancel(
-        self, session_id: str, turn_id: str, evidence: CancellationEvidence
-    ) -> CancelReceipt:
-        answer = await self._call(turn_id, "request_cancel", msgspec.to_builtins(evidence))
-        return msgspec.convert(answer, type=CancelReceipt)
-
     async def wait(
         self, key: str, *, timeout_ms: int | None = None, cancel: asyncio.Event | None = None
     ) -> Resolution:
-        raise AssertionError(RESTATE_MISSING["await"])
+        entered = asyncio.ensure_future(self.peek(key))  # enters the wait in its index
+        self._registering.add(entered)
+        try:
+            seen = await entered
+        finally:
+            self._registering.discard(entered)
+        if seen is not None:
+            return seen
+        body = {"key": key, "timeout_ms": timeout_ms}
+        parked = self._park(self._call(self._turn_of(key), "await_event", body))
+        if cancel is not None:
+            stop = self._park(cancel.wait())
+            await asyncio.wait({parked, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not parked.done():
+                # a waiter's own cancel token resolves the wait itself, first writer wins
+                receipt = await self.resolve(key, Resolution.cancelled())
+                parked.cancel()
+                assert receipt.terminal is not None, receipt
+                return receipt.terminal
+            stop.cancel()
+        answer = await parked
+        if answer["outcome"] == "unknown_or_revoked":
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "await: unknown or revoked")
+        return msgspec.convert(answer["terminal"], type=Resolution)
 
     async def revoke_session(self, session_id: str) -> None:
-        raise AssertionError(RESTATE_MISSING["session_sweep"])
+        await self._in_order()
+        await self._http.post(f"/{INDEX}/{session_id}/revoke_all", json={})
 
     async def cancel_session(self, session_id: str) -> int:
-        raise AssertionError(RESTATE_MISSING["session_sweep"])
+        await self._in_order()
+        reply = await self._http.post(f"/{INDEX}/{session_id}/cancel_all", json={})
+        return int(reply.json()["cancelled"])
+
+    async def request_cancel(
+        self, session_id: str, turn_id: str, evidence: CancellationEvidence
+    ) -> CancelReceipt:
+        body = {**msgspec.to_builtins(evidence), "session_id": session_id}
+        answer = await self._call(turn_id, "request_cancel", body)
+        return msgspec.convert(answer, type=CancelReceipt)
 
     async def gate(self, session_id: str, turn_id: str) -> GateState:
-        """Read the turn's cancel and done promises through Restate's introspection."""
-        sql = (
-            "SELECT key, completion_success_value_utf8 AS value FROM sys_promise "
-            f"WHERE service_name = '{SERVICE}' AND service_key = '{turn_id.replace(chr(39), '')}'"
-        )
-        rows = await asyncio.to_thread(self._server.query, sql)
-        seen = {row["key"]: row["value"] for row in rows}
-        if seen.get(CANCEL_PROMISE) is not None:
-            evidence = msgspec.json.decode(seen[CANCEL_PROMISE], type=CancellationEvidence)
-            return GateState(status="cancel_requested", evidence=evidence)
-        if seen.get(DONE_PROMISE) is not None:
-            return GateState(status="completion_sealed")
-        return GateState()
+        return msgspec.convert(await self._call(turn_id, "peek_gate", {}), type=GateState)
 
     async def seal(
         self, session_id: str, turn_id: str, local: CancellationEvidence | None
     ) -> CancellationEvidence | None:
-        raise AssertionError(RESTATE_MISSING["owner"])
+        body = {"session_id": session_id, "evidence": msgspec.to_builtins(local)}
+        answer = await self._call(turn_id, "seal_gate", body)
+        if answer["outcome"] == "unknown_or_revoked":
+            raise LashRuntimeError(REVOKED, "seal: the session was revoked")
+        seen = answer["evidence"]
+        return None if seen is None else msgspec.convert(seen, type=CancellationEvidence)
 
     async def start(self, session_id: str, turn_id: str) -> asyncio.Event:
-        raise AssertionError(RESTATE_MISSING["owner"])
+        answer = await self._call(turn_id, "open_gate", {"session_id": session_id})
+        if answer["outcome"] == "unknown_or_revoked":
+            raise LashRuntimeError(REVOKED, "start: the session was revoked")
+        fired = asyncio.Event()
+        if msgspec.convert(answer["gate"], type=GateState).status == "cancel_requested":
+            fired.set()
+            return fired
+
+        async def watch() -> None:
+            closed = msgspec.convert(await self._call(turn_id, "await_gate", {}), type=GateState)
+            if closed.status == "cancel_requested":
+                fired.set()
+
+        self._park(watch())
+        return fired
 
     async def publish_terminal(self, session_id: str, turn_id: str, result: Any) -> None:
-        raise AssertionError(RESTATE_MISSING["terminal"])
+        body = {"session_id": session_id, "terminal": result}
+        await self._call(turn_id, "publish_terminal", body)
 
     async def attach(self, session_id: str, turn_id: str) -> Any:
-        raise AssertionError(RESTATE_MISSING["terminal"])
+        answer = await self._call(turn_id, "attach_terminal", {"session_id": session_id})
+        if answer["outcome"] == "unknown_or_revoked":
+            raise LashRuntimeError(REVOKED, "attach: the session was revoked")
+        assert answer["outcome"] == "terminal", answer
+        return answer["terminal"]
+
+    async def aclose(self) -> None:
+        for task in list(self._parked):
+            task.cancel()
+        await asyncio.gather(*self._parked, return_exceptions=True)
+        await self._http.aclose()
 
 
 class RestateHarness:
-    """The Restate host behind a real server and one worker (replaced on reopen)."""
+    """The Restate host behind the module's server and worker."""
 
     name = "restate"
 
-    def __init__(self, server: LocalRestateServer, logs: Path) -> None:
-        self._server = server
-        self._logs = logs
-        self._worker: _Worker | None = None
-        self._n = 0
+    def __init__(self, deployment: _Deployment) -> None:
+        self._deployment = deployment
+        self._handles: list[_RestateHandle] = []
 
     @property
     def missing(self) -> Mapping[str, str]:
         return RESTATE_MISSING
 
-    async def start_worker(self) -> None:
-        self._n += 1
-        worker = _Worker(free_port(), self._logs / f"worker-{self._n}.log")
-        await worker.ready()
-        await asyncio.to_thread(self._server.register, f"http://127.0.0.1:{worker.port}")
-        self._worker = worker
-
     async def handle(self) -> EffectHostHandle:
-        return _RestateHandle(self._server)
+        handle = _RestateHandle(self._deployment.server.ingress_url)
+        self._handles.append(handle)
+        return handle
 
     async def reopen(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
-        await asyncio.to_thread(self._server.restart)
-        await self.start_worker()
+        await asyncio.to_thread(self._deployment.reopen)
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
+        for handle in self._handles:
+            await handle.aclose()
 
 
 @pytest.fixture(scope="module")
-def restate_server() -> Iterator[LocalRestateServer | None]:
+def restate_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Deployment | None]:
     binary = find_restate_server()
     if binary is None:
         yield None
         return
     with LocalRestateServer(binary) as server:
-        yield server
+        deployment = _Deployment(server, tmp_path_factory.mktemp("conformance-workers"))
+        deployment.start_worker()
+        try:
+            yield deployment
+        finally:
+            deployment.stop()
 
 
 async def restate_placeholder() -> EffectHostHarness:
@@ -245,22 +333,20 @@ HOSTS = {
 
 @pytest.mark.parametrize(("factory", "case"), conformance_params(HOSTS))
 async def test_effect_host_conformance(
-    factory: HarnessFactory, case: Case, request: pytest.FixtureRequest, tmp_path: Path
+    factory: HarnessFactory, case: Case, request: pytest.FixtureRequest
 ) -> None:
     harness: EffectHostHarness
     if factory is restate_placeholder:
-        server: LocalRestateServer | None = request.getfixturevalue("restate_server")
-        if server is None:
+        deployment: _Deployment | None = request.getfixturevalue("restate_deployment")
+        if deployment is None:
             reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
             if _in_ci():
                 pytest.fail(reason, pytrace=False)
             pytest.skip(reason)
-        restate = RestateHarness(server, tmp_path)
-        await restate.start_worker()
-        harness = restate
+        harness = RestateHarness(deployment)
     else:
         harness = await factory()
     try:
-        await case.run(harness)
+        await asyncio.wait_for(case.run(harness), CASE_DEADLINE_S)
     finally:
         await harness.aclose()

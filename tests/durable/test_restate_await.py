@@ -90,7 +90,7 @@ async def test_a_parked_turn_survives_worker_death_and_a_restate_restart(
                 "await_event_key",
                 {"session_id": "s1", "wait": {"kind": "tool_completion", "tool_call_id": "call_w"}},
             )
-            assert minted == {"key": key}
+            assert minted == {"outcome": "minted", "key": key}
             peeked = await asyncio.to_thread(call, "peek_await_event", {"key": key})
             assert peeked == {"outcome": "pending", "terminal": None}
             assert len(wire.exchanges) == 1  # parked after the first model call

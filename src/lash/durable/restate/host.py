@@ -28,13 +28,20 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 import restate
-from restate import RunOptions, TerminalError
+from restate import RunOptions
 from restate.serde import BytesSerde
+from restate.server_context import restate_context_is_replaying
 
 from lash.durable.envelope import canonical, canonical_json, diverging_paths, envelope_hash
 from lash.durable.outcome import dump_outcome, load_outcome
+from lash.durable.restate.waits import (
+    await_promise_name,
+    index_call,
+    resolve_wait_promise,
+)
 from lash.errors import LashRuntimeError
 from lash.runtime.await_events import (
+    AWAIT_EVENT_UNKNOWN_OR_REVOKED,
     AWAIT_EVENT_UNSUPPORTED,
     AwaitEventKey,
     AwaitEventSigner,
@@ -42,7 +49,7 @@ from lash.runtime.await_events import (
     ResolveReceipt,
     WaitIdentity,
 )
-from lash.runtime.effect_host import TurnControl
+from lash.runtime.effect_host import GateState, LocalSleep, TurnControl
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
 from lash.types import CancellationEvidence
@@ -52,10 +59,9 @@ __all__ = [
     "CancelProbe",
     "JournalingContext",
     "RecordedEffectError",
+    "ReplayDivergence",
     "RestateEffectHost",
-    "await_promise_name",
     "effect_step_name",
-    "resolve_wait_promise",
 ]
 
 T = TypeVar("T")
@@ -79,6 +85,14 @@ class JournalingContext(Protocol):
         ...
 
 
+class ReplayDivergence(msgspec.Struct, frozen=True, kw_only=True):
+    """A replay mismatch, and whether the diverging step was the last one journaled (then the
+    handler may still end the invocation terminally)."""
+
+    message: str
+    at_journal_end: bool
+
+
 class RecordedEffectError(Exception):
     """An effect's recorded failure, raised again on every replay of it."""
 
@@ -98,32 +112,6 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     error: dict[str, str] | None = None
 
 
-def await_promise_name(key_id: str) -> str:
-    """The workflow promise that holds one durable wait."""
-    return f"lash.await:{key_id}"
-
-
-async def resolve_wait_promise(
-    workflow: Any, signer: AwaitEventSigner, key: str, resolution: Resolution
-) -> ResolveReceipt:
-    """Resolve a wait's promise in the workflow ``workflow`` (its key is the turn id), first
-    writer wins; a key of another turn, or not signed by ``signer``, is unknown."""
-    target = signer.open(key)
-    if target is None or target.scope.kind != "turn" or target.scope.id != workflow.key():
-        return ResolveReceipt(outcome="unknown_or_revoked")
-    promise = workflow.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
-    existing = await promise.peek()
-    if existing is None:
-        try:
-            await promise.resolve(msgspec.to_builtins(resolution))
-        except TerminalError:
-            existing = await promise.peek()  # another resolution won meanwhile
-        else:
-            return ResolveReceipt(outcome="resolved", terminal=resolution)
-    terminal = None if existing is None else msgspec.convert(existing, type=Resolution)
-    return ResolveReceipt(outcome="already_resolved", terminal=terminal)
-
-
 def effect_step_name(replay_key: str) -> str:
     """The journal step name of an effect."""
     return f"lash:{replay_key}"
@@ -141,13 +129,20 @@ class RestateEffectHost:
         workflow: Any = None,
         signer: AwaitEventSigner | None = None,
         cancel_promise: str | None = None,
+        index: str | None = None,
     ) -> None:
         """``workflow`` (the run handler's ``WorkflowContext``) and ``signer`` enable durable
-        waits; ``cancel_promise`` names the turn's cancel promise a parked wait races."""
+        waits and timers; ``cancel_promise`` names the turn's cancel gate (a
+        :class:`GateState` promise) that parked waits and sleeps race; ``index`` names the
+        session wait index that makes the turn's waits reachable by session sweeps."""
         self._ctx = ctx
         self._workflow = workflow
         self._signer = signer if signer is not None else AwaitEventSigner()
         self._cancel_promise = cancel_promise
+        self._index = index
+        self._in_effect = 0
+        self.mismatch: ReplayDivergence | None = None
+        """Set when a replayed effect was rebuilt differently than its journal record."""
         self._control = turn_control if turn_control is not None else TurnControl()
         self._probe = cancel_probe
         self._options: RunOptions[bytes] = RunOptions(serde=BytesSerde())
@@ -199,6 +194,7 @@ class RestateEffectHost:
             self.executed.append(replay_key)
             outcome: Any = None
             error: dict[str, str] | None = None
+            self._in_effect += 1
             try:
                 value = await execute()
             except Exception as err:
@@ -206,6 +202,8 @@ class RestateEffectHost:
             else:
                 fresh["value"] = value
                 outcome = dump_outcome(value, result_type)
+            finally:
+                self._in_effect -= 1
             record = _Record(
                 v=_RECORD_VERSION,
                 kind=kind,
@@ -220,7 +218,11 @@ class RestateEffectHost:
         raw = await self._ctx.run_typed(effect_step_name(replay_key), action, self._options)
         record = msgspec.json.decode(raw, type=_Record)
         if record.kind != kind or record.key != replay_key or record.envelope_hash != digest:
-            raise _mismatch(scope, kind, replay_key, record, envelope)
+            error = _mismatch(scope, kind, replay_key, record, envelope)
+            self.mismatch = ReplayDivergence(
+                message=str(error), at_journal_end=not restate_context_is_replaying.get()
+            )
+            raise error
         if record.error is not None:
             raise _rebuild_error(record.error)
         if "value" in fresh:
@@ -228,6 +230,38 @@ class RestateEffectHost:
             return value
         replayed: T = load_outcome(record.outcome, result_type)
         return replayed
+
+    # --- sleeps ------------------------------------------------------------------------------
+
+    async def sleep(
+        self, scope: ExecutionScope, replay_key: str, seconds: float, *, local: LocalSleep
+    ) -> None:
+        """A durable timer named ``lash:<replay key>``, raced with the turn's cancel gate.
+
+        A redrive replays a timer that already fired instead of sleeping again. Inside an
+        effect's journaled closure Restate allows no timer (the closure's whole outcome is one
+        journal entry), so a sleep there is the configured local one; a winning cancel
+        request parks the sleeper so the turn driver ends the turn cancelled.
+        """
+        if self._workflow is None or self._in_effect:
+            await local(seconds)
+            return
+        timer = self._workflow.sleep(
+            timedelta(seconds=max(0.0, seconds)), name=effect_step_name(replay_key)
+        )
+        if self._cancel_promise is None:
+            await timer
+            return
+        gate = self._workflow.promise(self._cancel_promise, type_hint=dict[str, Any]).value()
+        which, value = await restate.select(slept=timer, cancel=gate)
+        if which == "slept":
+            return
+        state = msgspec.convert(value, type=GateState)
+        if state.status == "cancel_requested" and state.evidence is not None:
+            if scope.session_id is not None:
+                self._control.request_cancel(scope.session_id, scope.id, state.evidence)
+            await asyncio.Event().wait()  # the driver's cancel race ends this task
+        await timer
 
     # --- durable waits ---------------------------------------------------------------------
 
@@ -238,20 +272,47 @@ class RestateEffectHost:
             )
         return self._workflow
 
+    async def _register(self, key: str) -> None:
+        """Enter a wait of this turn in its session's index; a revoked session's keys are
+        unknown from then on."""
+        target = self._signer.open(key)
+        if self._index is None or target is None or target.scope.session_id is None:
+            return
+        answer = await index_call(
+            self._require_workflow(),
+            self._index,
+            target.scope.session_id,
+            "register",
+            {
+                "turn": target.scope.id,
+                "key": key,
+                "key_id": target.key_id,
+                "control": target.wait.is_turn_control,
+            },
+        )
+        if answer.get("revoked"):
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "the session was revoked")
+
     def await_event_key(self, scope: ExecutionScope, wait: WaitIdentity) -> AwaitEventKey:
         """The stable signed key of ``wait`` in ``scope``."""
         return self._signer.mint(scope, wait)
 
     async def resolve_await_event(self, key: str, resolution: Resolution) -> ResolveReceipt:
         """Resolve a wait of this turn from inside its run handler."""
-        return await resolve_wait_promise(self._require_workflow(), self._signer, key, resolution)
+        workflow = self._require_workflow()
+        try:
+            await self._register(key)
+        except LashRuntimeError:
+            return ResolveReceipt(outcome="unknown_or_revoked")
+        return await resolve_wait_promise(workflow, self._signer, key, resolution)
 
     async def peek_await_event(self, key: str) -> Resolution | None:
         """A wait's terminal resolution, or None while pending."""
         workflow = self._require_workflow()
         target = self._signer.open(key)
         if target is None or target.scope.id != workflow.key():
-            raise LashRuntimeError("await_event_unknown_or_revoked", "unknown or revoked key")
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "unknown or revoked key")
+        await self._register(key)
         seen = await workflow.promise(
             await_promise_name(target.key_id), type_hint=dict[str, Any]
         ).peek()
@@ -267,15 +328,17 @@ class RestateEffectHost:
         timeout_ms: int | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> Resolution:
-        """Park on the wait's promise, racing the turn's cancel promise and a durable timer.
+        """Park on the wait's promise, racing the turn's cancel gate and a durable timer.
 
         Everything here is a journaled promise or timer, so a redrive (after a worker death
-        or a Restate restart) parks on the same promise again or replays how it ended.
+        or a Restate restart) parks on the same promise again or replays how it ended. The
+        wait is entered in the session index first, so session sweeps reach it.
         """
         workflow = self._require_workflow()
         target = self._signer.open(key)
         if target is None or target.scope != scope:
-            raise LashRuntimeError("await_event_unknown_or_revoked", "unknown or revoked key")
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "unknown or revoked key")
+        await self._register(key)
         promise = workflow.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
         racers: dict[str, Any] = {"resolved": promise.value()}
         if self._cancel_promise is not None:
@@ -285,22 +348,35 @@ class RestateEffectHost:
         if timeout_ms is not None:
             racers["timeout"] = workflow.sleep(timedelta(milliseconds=max(0, timeout_ms)))
         which, value = await restate.select(**racers)
+        evidence: CancellationEvidence | None = None
+        if which == "cancel":
+            evidence = msgspec.convert(value, type=GateState).evidence
+            if evidence is None:  # the gate was sealed, not cancelled: keep waiting
+                del racers["cancel"]
+                which, value = await restate.select(**racers)
         if which == "resolved":
             return msgspec.convert(value, type=Resolution)
         ended = Resolution.timeout() if which == "timeout" else Resolution.cancelled()
         receipt = await resolve_wait_promise(workflow, self._signer, key, ended)
         terminal = receipt.terminal if receipt.terminal is not None else ended
-        if which == "cancel" and scope.session_id is not None:
-            evidence = msgspec.convert(value, type=CancellationEvidence)
+        if evidence is not None and scope.session_id is not None:
             self._control.request_cancel(scope.session_id, scope.id, evidence)
         return terminal
 
     async def revoke_await_events_for_session(self, session_id: str) -> None:
-        """Nothing to do per turn: a deleted session's turns never run again."""
+        """Tombstone the session in its wait index: parked waits end cancelled."""
+        if self._index is None:
+            raise LashRuntimeError(AWAIT_EVENT_UNSUPPORTED, "no session wait index configured")
+        await index_call(self._require_workflow(), self._index, session_id, "revoke_all", {})
 
     async def cancel_await_events_for_session(self, session_id: str) -> int:
-        """A turn's waits end with the turn's own cancel request (``request_cancel``)."""
-        return 0
+        """End the session's pending non-control waits as cancelled; returns how many."""
+        if self._index is None:
+            raise LashRuntimeError(AWAIT_EVENT_UNSUPPORTED, "no session wait index configured")
+        answer = await index_call(
+            self._require_workflow(), self._index, session_id, "cancel_all", {}
+        )
+        return int(answer.get("cancelled", 0))
 
 
 def _error_data(err: Exception) -> dict[str, str]:

@@ -6,23 +6,31 @@ revision the turn starts from, and runs the turn with that stable turn id throug
 :class:`RestateEffectHost`. When Restate redrives ``run`` after a crash, model calls and tool
 attempts replay from the journal and the final commit is idempotent by its turn stamp.
 
-A redrive whose rebuilt effect differs from the journal fails its attempt with
-:class:`ReplayMismatch` naming the diverging path (Restate cannot end an invocation mid-replay).
+A redrive whose rebuilt effect differs from the journal ends the invocation with the terminal
+error ``restate_effect_hash_mismatch`` naming the diverging path when the diverging step is the
+last one journaled. When more journal follows it, Restate cannot end the invocation (a handler
+ends only after replaying its whole journal), so the attempt fails with :class:`ReplayMismatch`
+and the retry policy pauses or kills the invocation. Nothing is committed either way.
 
-A tool that returns :func:`lash.tools.pending` parks ``run`` on a durable wait (a workflow
-promise); ``resolve_await_event`` (body ``{"key", "resolution"}``) completes it, first writer
-wins, and ``await_event_key`` (body ``{"session_id", "wait"}``) mints a wait's key for hosts
-that only know the tool call id. Keys are signed with ``await_event_secret``; every worker of
-a deployment needs the same secret, or keys stop resolving when another worker redrives.
+Turn control lives in two workflow promises (see :mod:`lash.durable.restate.waits`): the cancel
+gate, which ``request_cancel`` and the owner's seal race for (first writer wins), and the
+terminal, which ``run`` publishes after its commit and ``attach_terminal`` waits for. Durable
+waits are promises too; the session wait index (``<name>WaitIndex``) makes them reachable by
+session sweeps and revocation. Keys are signed with ``await_event_secret``; every worker of a
+deployment needs the same secret, or keys stop resolving when another worker redrives.
 
-``request_cancel`` resolves the turn's durable cancel promise, first writer wins; ``run``
-reads that gate before every effect and after the turn resolves a completion promise, so a
-late request reports ``completion_won_race``.
+Handlers (JSON bodies): ``run`` ``{session_id, input}``; ``request_cancel`` ``{request_id,
+origin?, reason?, session_id?}``; ``peek_gate``; ``open_gate`` / ``seal_gate`` /
+``attach_terminal`` / ``publish_terminal`` ``{session_id, ...}`` (owner side; ``run`` does the
+same itself); ``await_event_key`` ``{session_id, wait}``; ``resolve_await_event`` ``{key,
+resolution}``; ``peek_await_event`` ``{key}``; ``await_event`` ``{key, timeout_ms?}``. The
+ingress is the trust boundary: expose it only to the hosts that own these turns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
@@ -32,17 +40,28 @@ import restate
 from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedContext
 from restate.serde import BytesSerde
 
-from lash.durable.restate.host import (
-    EFFECT_HASH_MISMATCH,
-    JournalingContext,
-    RestateEffectHost,
+from lash.durable.restate.host import JournalingContext, RestateEffectHost
+from lash.durable.restate.waits import (
+    CANCEL_PROMISE,
+    TERMINAL_PROMISE,
     await_promise_name,
+    index_call,
+    index_name,
+    read_gate,
+    resolve_gate,
     resolve_wait_promise,
+    wait_index,
 )
 from lash.errors import DurableStoreFacet, LashRuntimeError
-from lash.runtime.await_events import AwaitEventSigner, Resolution, WaitIdentity
+from lash.runtime.await_events import (
+    AwaitEventSigner,
+    AwaitEventTarget,
+    Resolution,
+    ResolveReceipt,
+    WaitIdentity,
+)
 from lash.runtime.core import LashCore
-from lash.runtime.effect_host import CancelReceipt, TurnControl
+from lash.runtime.effect_host import CancelReceipt, GateState, TurnControl
 from lash.runtime.scope import ExecutionScope, require_id
 from lash.stores.base import DurabilityTier
 from lash.stores.liveness import opaque_owner
@@ -50,17 +69,15 @@ from lash.types import CancellationEvidence, LeaseOwner, TurnInput, to_builtins
 
 __all__ = [
     "CANCEL_PROMISE",
-    "DONE_PROMISE",
+    "TERMINAL_PROMISE",
     "CoreSource",
     "ReplayMismatch",
     "TurnRunRequest",
     "run_durable_turn",
     "turn_owner",
+    "turn_services",
     "turn_workflow",
 ]
-
-CANCEL_PROMISE = "lash.turn_cancel"
-DONE_PROMISE = "lash.turn_done"
 
 CoreSource = LashCore | Callable[[], Awaitable[LashCore]]
 """A worker's core, or a factory that builds it on the first invocation."""
@@ -69,8 +86,9 @@ CoreSource = LashCore | Callable[[], Awaitable[LashCore]]
 class ReplayMismatch(RuntimeError):
     """A redrive rebuilt an effect differently than the journal recorded it.
 
-    Restate only lets a handler end once it has replayed its whole journal, so the
-    mismatch fails the attempt instead of the invocation: the invocation's last failure names
+    Raised when more journal follows the diverging step: Restate only lets a handler end once
+    it has replayed its whole journal, so the mismatch fails the attempt instead of the
+    invocation: the invocation's last failure names
     the diverging path, and the retry policy's ``on_max_attempts`` decides between pausing it
     (the server default: fix or roll back the deployment, then resume) and killing it.
     """
@@ -150,6 +168,72 @@ def _require_durable_stores(core: LashCore) -> None:
         raise LashRuntimeError.durable_store_required(DurableStoreFacet.SESSION_STORE)
 
 
+class _JournaledTurnControl(TurnControl):
+    """The run handler's turn control: the runner's seal and terminal publication also close
+    the durable gate and resolve the durable terminal (eagerly issued, awaited after the turn).
+
+    After a replay mismatch nothing more is written: the journal no longer matches the code.
+    """
+
+    def __init__(self, workflow: WorkflowContext) -> None:
+        super().__init__()
+        self._workflow = workflow
+        self.pending: list[Awaitable[Any]] = []
+        self.halted: Callable[[], bool] = lambda: False
+
+    def seal(
+        self, session_id: str, turn_id: str, local_evidence: CancellationEvidence | None
+    ) -> CancellationEvidence | None:
+        evidence = super().seal(session_id, turn_id, local_evidence)
+        if not self.halted():
+            gate = GateState(
+                status="cancel_requested" if evidence is not None else "completion_sealed",
+                evidence=evidence,
+            )
+            promise = self._workflow.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+            self.pending.append(promise.resolve(to_builtins(gate)))
+        return evidence
+
+    def publish_terminal(self, session_id: str, turn_id: str, result: Any) -> None:
+        super().publish_terminal(session_id, turn_id, result)
+        if not self.halted():
+            self.pending.append(_publish(self._workflow, {"result": to_builtins(result)}))
+
+    async def settle(self) -> None:
+        """Wait for the durable writes; one that lost its first-writer race is fine."""
+        for write in self.pending:
+            with contextlib.suppress(TerminalError):
+                await write
+        self.pending.clear()
+
+
+def _publish(workflow: Any, terminal: dict[str, Any]) -> Awaitable[Any]:
+    promise = workflow.promise(TERMINAL_PROMISE, type_hint=dict[str, Any])
+    write: Awaitable[Any] = promise.resolve(terminal)
+    return write
+
+
+def turn_services(
+    core: CoreSource,
+    *,
+    name: str = "LashTurn",
+    retry_policy: restate.InvocationRetryPolicy | None = None,
+    inactivity_timeout: timedelta | None = None,
+    await_event_secret: bytes | None = None,
+) -> list[restate.Workflow | restate.VirtualObject]:
+    """What a worker serves: the ``LashTurn`` workflow and its session wait index."""
+    return [
+        turn_workflow(
+            core,
+            name=name,
+            retry_policy=retry_policy,
+            inactivity_timeout=inactivity_timeout,
+            await_event_secret=await_event_secret,
+        ),
+        wait_index(name),
+    ]
+
+
 def turn_workflow(
     core: CoreSource,
     *,
@@ -160,10 +244,13 @@ def turn_workflow(
 ) -> restate.Workflow:
     """The ``LashTurn`` workflow bound to this worker's core (built once, on first use).
 
+    Serve it together with :func:`wait_index` (or use :func:`turn_services`): durable waits,
+    session sweeps and session-scoped turn control go through that index.
     ``await_event_secret`` signs durable-wait keys; without one each worker process draws a
     random secret, so keys minted by one process do not resolve through another.
     """
     signer = AwaitEventSigner(await_event_secret)
+    index = index_name(name)
     workflow = restate.Workflow(
         name, invocation_retry_policy=retry_policy, inactivity_timeout=inactivity_timeout
     )
@@ -178,6 +265,39 @@ def turn_workflow(
                 holder["core"] = await core()
             return holder["core"]
 
+    async def is_revoked(ctx: Any, session_id: str | None) -> bool:
+        if session_id is None:
+            return False
+        answer = await index_call(ctx, index, session_id, "status", {})
+        return bool(answer.get("revoked"))
+
+    async def enter_turn(ctx: Any, session_id: str) -> bool:
+        """Record that this turn's control promises are in use; False once revoked."""
+        answer = await index_call(ctx, index, session_id, "register", {"turn": ctx.key()})
+        return not answer.get("revoked")
+
+    async def enter_wait(ctx: Any, key: str) -> AwaitEventTarget | None:
+        """Authenticate a key of this turn and enter it in its session index."""
+        target = signer.open(key)
+        if target is None or target.scope.kind != "turn" or target.scope.id != ctx.key():
+            return None
+        if target.scope.session_id is not None:
+            answer = await index_call(
+                ctx,
+                index,
+                target.scope.session_id,
+                "register",
+                {
+                    "turn": ctx.key(),
+                    "key": key,
+                    "key_id": target.key_id,
+                    "control": target.wait.is_turn_control,
+                },
+            )
+            if answer.get("revoked"):
+                return None
+        return target
+
     @workflow.main(name="run")
     async def run(ctx: WorkflowContext, request: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -186,20 +306,22 @@ def turn_workflow(
             raise TerminalError(f"invalid_turn_request: {err}", 400) from err
         turn_id = ctx.key()
         journal = cast(JournalingContext, ctx)  # restate's overloaded run_typed fits the protocol
-        cancel = ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+        control = _JournaledTurnControl(ctx)
 
         async def probe() -> CancellationEvidence | None:
-            seen = await cancel.peek()
-            return None if seen is None else msgspec.convert(seen, type=CancellationEvidence)
+            gate = await read_gate(ctx)
+            return gate.evidence if gate.status == "cancel_requested" else None
 
         host = RestateEffectHost(
             journal,
-            turn_control=TurnControl(),
+            turn_control=control,
             cancel_probe=probe,
             workflow=ctx,
             signer=signer,
             cancel_promise=CANCEL_PROMISE,
+            index=index,
         )
+        control.halted = lambda: host.mismatch is not None
         try:
             result = await run_durable_turn(
                 journal,
@@ -211,27 +333,125 @@ def turn_workflow(
                 host=host,
             )
         except LashRuntimeError as err:
-            if err.is_code(EFFECT_HASH_MISMATCH):
-                # Found mid-replay, where Restate cannot end the invocation: fail the attempt
-                # with the diagnosis; the retry policy pauses (or kills) the invocation.
+            if host.mismatch is not None and not host.mismatch.at_journal_end:
+                # More journal follows the diverging step, and Restate only lets a handler
+                # end once it has replayed its whole journal: fail the attempt with the
+                # diagnosis; the retry policy pauses (or kills) the invocation.
                 raise ReplayMismatch(str(err)) from err
-            if err.is_retryable:
+            if err.is_retryable and host.mismatch is None:
                 raise
+            error = {"code": str(err.code), "message": err.message}
+            with contextlib.suppress(TerminalError):
+                await _publish(ctx, {"error": error})
             raise TerminalError(str(err), 500) from err
-        await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).resolve(
-            {"outcome": (result.get("outcome") or {}).get("kind", "committed")}
-        )
+        await control.settle()
+        if result.get("already_committed"):
+            with contextlib.suppress(TerminalError):
+                await _publish(ctx, {"result": result})
         return result
 
     @workflow.handler(name="request_cancel")
     async def request_cancel(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            evidence = msgspec.convert(request, type=CancellationEvidence)
-            require_id(evidence.request_id, "cancel request id")
+            body = msgspec.convert(request, type=_CancelRequest)
+            require_id(body.request_id, "cancel request id")
         except (msgspec.ValidationError, LashRuntimeError) as err:
             raise TerminalError(f"invalid_cancel_request: {err}", 400) from err
-        receipt: dict[str, Any] = to_builtins(await _request_cancel(ctx, evidence))
-        return receipt
+        evidence = CancellationEvidence(
+            request_id=body.request_id,
+            origin=body.origin,
+            reason=body.reason,
+            requested_at_ms=body.requested_at_ms,
+        )
+        receipt = CancelReceipt(outcome="unknown_or_revoked", durability_tier="durable")
+        if body.session_id is None or await enter_turn(ctx, body.session_id):
+            gate = await resolve_gate(ctx, evidence)
+            if gate.status == "completion_sealed":
+                receipt = CancelReceipt(outcome="completion_won_race", durability_tier="durable")
+            else:
+                won = gate.evidence == evidence
+                receipt = CancelReceipt(
+                    outcome="requested" if won else "already_requested",
+                    durability_tier="durable",
+                    evidence=gate.evidence,
+                )
+        answer: dict[str, Any] = to_builtins(receipt)
+        return answer
+
+    @workflow.handler(name="peek_gate")
+    async def peek_gate(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The turn's cancel gate."""
+        answer: dict[str, Any] = to_builtins(await read_gate(ctx))
+        return answer
+
+    @workflow.handler(name="open_gate")
+    async def open_gate(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """An owner opens (or re-opens on replay) its gate: the gate as it stands."""
+        body = msgspec.convert(request, type=_SessionRequest)
+        if not await enter_turn(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        return {"outcome": "open", "gate": to_builtins(await read_gate(ctx))}
+
+    @workflow.handler(name="await_gate")
+    async def await_gate(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Park until the gate closes (cancel requested or completion sealed)."""
+        seen = await ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any]).value()
+        return dict(seen)
+
+    @workflow.handler(name="seal_gate")
+    async def seal_gate(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The owner's seal at its finish: its own cancel evidence, or completion; first
+        writer wins against ``request_cancel``. Answers the evidence that stands."""
+        body = msgspec.convert(request, type=_SealRequest)
+        if not await enter_turn(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        gate = await resolve_gate(ctx, body.evidence)
+        return {"outcome": gate.status, "evidence": to_builtins(gate.evidence)}
+
+    @workflow.handler(name="publish_terminal")
+    async def publish_terminal(
+        ctx: WorkflowSharedContext, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Publish the turn's terminal (first writer wins; ignored once revoked)."""
+        body = msgspec.convert(request, type=_TerminalRequest)
+        if await is_revoked(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        try:
+            await _publish(ctx, {"result": body.terminal})
+        except TerminalError:
+            return {"outcome": "already_published"}
+        return {"outcome": "published"}
+
+    @workflow.handler(name="attach_terminal")
+    async def attach_terminal(
+        ctx: WorkflowSharedContext, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Wait for the turn's terminal; a revoked session's terminal is unknown."""
+        body = msgspec.convert(request, type=_SessionRequest)
+        if not await enter_turn(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        seen = await ctx.promise(TERMINAL_PROMISE, type_hint=dict[str, Any]).value()
+        if seen.get("revoked") or await is_revoked(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        if "error" in seen:
+            return {"outcome": "failed", "error": seen["error"]}
+        return {"outcome": "terminal", "terminal": seen.get("result")}
+
+    @workflow.handler(name="revoke_control", ingress_private=True)
+    async def revoke_control(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The session index's revocation: attached terminals wake and fail."""
+        with contextlib.suppress(TerminalError):
+            await _publish(ctx, {"revoked": True})
+        return {}
+
+    @workflow.handler(name="settle", ingress_private=True)
+    async def settle(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The session index's sweep of one wait (no index round trip)."""
+        body = msgspec.convert(request, type=_ResolveRequest)
+        answer: dict[str, Any] = to_builtins(
+            await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+        )
+        return answer
 
     @workflow.handler(name="resolve_await_event")
     async def resolve_await_event(
@@ -241,7 +461,9 @@ def turn_workflow(
             body = msgspec.convert(request, type=_ResolveRequest)
         except (msgspec.ValidationError, LashRuntimeError) as err:
             raise TerminalError(f"invalid_await_event: {err}", 400) from err
-        receipt = await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+        receipt = ResolveReceipt(outcome="unknown_or_revoked")
+        if await enter_wait(ctx, body.key) is not None:
+            receipt = await resolve_wait_promise(ctx, signer, body.key, body.resolution)
         answer: dict[str, Any] = to_builtins(receipt)
         return answer
 
@@ -249,11 +471,34 @@ def turn_workflow(
     async def peek_await_event(
         ctx: WorkflowSharedContext, request: dict[str, Any]
     ) -> dict[str, Any]:
-        target = signer.open(request.get("key") if isinstance(request, dict) else None)
-        if target is None or target.scope.id != ctx.key():
+        key = request.get("key") if isinstance(request, dict) else None
+        target = await enter_wait(ctx, key) if isinstance(key, str) else None
+        if target is None:
             return {"outcome": "unknown_or_revoked", "terminal": None}
         seen = await ctx.promise(await_promise_name(target.key_id), type_hint=dict[str, Any]).peek()
         return {"outcome": "resolved" if seen is not None else "pending", "terminal": seen}
+
+    @workflow.handler(name="await_event")
+    async def await_event(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Park on a wait from outside the turn, with an optional deadline (a durable timer
+        that writes ``timeout`` into the wait when it fires first)."""
+        try:
+            body = msgspec.convert(request, type=_AwaitRequest)
+        except msgspec.ValidationError as err:
+            raise TerminalError(f"invalid_await_event: {err}", 400) from err
+        target = await enter_wait(ctx, body.key)
+        if target is None:
+            return {"outcome": "unknown_or_revoked", "terminal": None}
+        promise = ctx.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
+        if body.timeout_ms is None:
+            seen = await promise.value()
+            return {"outcome": "resolved", "terminal": seen}
+        timer = ctx.sleep(timedelta(milliseconds=max(0, body.timeout_ms)))
+        which, value = await restate.select(resolved=promise.value(), timeout=timer)
+        if which == "resolved":
+            return {"outcome": "resolved", "terminal": value}
+        receipt = await resolve_wait_promise(ctx, signer, body.key, Resolution.timeout())
+        return {"outcome": "resolved", "terminal": to_builtins(receipt.terminal)}
 
     @workflow.handler(name="await_event_key")
     async def await_event_key(
@@ -264,7 +509,9 @@ def turn_workflow(
             key = signer.mint(ExecutionScope.turn(body.session_id, ctx.key()), body.wait)
         except (msgspec.ValidationError, LashRuntimeError) as err:
             raise TerminalError(f"invalid_await_event: {err}", 400) from err
-        return {"key": key}
+        if await is_revoked(ctx, body.session_id):
+            return {"outcome": "unknown_or_revoked"}
+        return {"outcome": "minted", "key": key}
 
     return workflow
 
@@ -274,27 +521,35 @@ class _ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     resolution: Resolution
 
 
+class _AwaitRequest(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    timeout_ms: int | None = None
+
+
 class _KeyRequest(msgspec.Struct, frozen=True, kw_only=True):
     session_id: str
     wait: WaitIdentity
 
 
-async def _request_cancel(
-    ctx: WorkflowSharedContext, evidence: CancellationEvidence
-) -> CancelReceipt:
-    cancel = ctx.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
-    existing = await cancel.peek()
-    if existing is None:
-        if await ctx.promise(DONE_PROMISE, type_hint=dict[str, Any]).peek() is not None:
-            return CancelReceipt(outcome="completion_won_race", durability_tier="durable")
-        try:
-            await cancel.resolve(to_builtins(evidence))
-        except TerminalError:
-            existing = await cancel.peek()  # another request won the gate meanwhile
-        else:
-            return CancelReceipt(outcome="requested", durability_tier="durable", evidence=evidence)
-    return CancelReceipt(
-        outcome="already_requested",
-        durability_tier="durable",
-        evidence=None if existing is None else msgspec.convert(existing, type=CancellationEvidence),
-    )
+class _SessionRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str
+
+
+class _SealRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str
+    evidence: CancellationEvidence | None = None
+
+
+class _TerminalRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str | None = None
+    terminal: Any = None
+
+
+class _CancelRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A cancel request; with ``session_id`` it is refused once the session was revoked."""
+
+    request_id: str
+    origin: str | None = None
+    reason: str | None = None
+    requested_at_ms: int = 0
+    session_id: str | None = None

@@ -1,0 +1,200 @@
+"""Durable waits and turn control as Restate promises, and the per-session wait index.
+
+Every wait of a turn is a promise of the ``LashTurn`` workflow keyed by that turn
+(``lash.await:<key id>``); the turn's cancel gate (``lash.turn_cancel``) and its terminal
+(``lash.turn_terminal``) are two more promises of the same workflow. Promises are first
+writer wins, which is exactly the contract of a wait resolution, a cancel-vs-seal race and a
+terminal publication.
+
+A session's waits live in many workflows, so a session-wide sweep needs an index: the
+``<workflow>WaitIndex`` virtual object, keyed by session id, serializes the registration of
+each wait (on resolve, peek or park) and of each turn whose control promises someone uses,
+answers whether the session was revoked, and runs the two sweeps: ``cancel_all`` (pending
+non-control waits end ``cancelled``) and ``revoke_all`` (a tombstone; every pending wait ends
+``cancelled``, attached terminals fail, and later mints, resolves and peeks are unknown).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import restate
+from restate import ObjectContext, ObjectSharedContext, TerminalError
+
+from lash.runtime.await_events import AwaitEventSigner, Resolution, ResolveReceipt
+from lash.runtime.effect_host import GateState
+from lash.types import CancellationEvidence, to_builtins
+
+__all__ = [
+    "CANCEL_PROMISE",
+    "TERMINAL_PROMISE",
+    "TURN_CONTROL_REVOKED",
+    "await_promise_name",
+    "index_call",
+    "index_name",
+    "read_gate",
+    "resolve_gate",
+    "resolve_wait_promise",
+    "wait_index",
+]
+
+CANCEL_PROMISE = "lash.turn_cancel"
+"""The turn's cancel gate: a :class:`GateState` (``cancel_requested`` or ``completion_sealed``)."""
+
+TERMINAL_PROMISE = "lash.turn_terminal"
+"""The turn's terminal: ``{"result": ...}`` once published, ``{"revoked": true}`` on deletion."""
+
+TURN_CONTROL_REVOKED = "turn_control_unknown_or_revoked"
+
+
+def index_name(workflow_name: str) -> str:
+    """The wait-index virtual object that goes with a turn workflow."""
+    return f"{workflow_name}WaitIndex"
+
+
+def await_promise_name(key_id: str) -> str:
+    """The workflow promise that holds one durable wait."""
+    return f"lash.await:{key_id}"
+
+
+async def index_call(
+    ctx: Any, index: str, session_id: str, handler: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Call a handler of the session's wait index (a journaled call of ``ctx``)."""
+    raw = await ctx.generic_call(index, handler, msgspec.json.encode(body), key=session_id)
+    answer: dict[str, Any] = msgspec.json.decode(raw)
+    return answer
+
+
+async def resolve_wait_promise(
+    workflow: Any, signer: AwaitEventSigner, key: str, resolution: Resolution
+) -> ResolveReceipt:
+    """Resolve a wait's promise in the workflow ``workflow`` (its key is the turn id), first
+    writer wins; a key of another turn, or not signed by ``signer``, is unknown."""
+    target = signer.open(key)
+    if target is None or target.scope.kind != "turn" or target.scope.id != workflow.key():
+        return ResolveReceipt(outcome="unknown_or_revoked")
+    promise = workflow.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
+    existing = await promise.peek()
+    if existing is None:
+        try:
+            await promise.resolve(msgspec.to_builtins(resolution))
+        except TerminalError:
+            existing = await promise.peek()  # another resolution won meanwhile
+        else:
+            return ResolveReceipt(outcome="resolved", terminal=resolution)
+    terminal = None if existing is None else msgspec.convert(existing, type=Resolution)
+    return ResolveReceipt(outcome="already_resolved", terminal=terminal)
+
+
+async def read_gate(workflow: Any) -> GateState:
+    """The turn's cancel gate as it stands."""
+    seen = await workflow.promise(CANCEL_PROMISE, type_hint=dict[str, Any]).peek()
+    return GateState() if seen is None else msgspec.convert(seen, type=GateState)
+
+
+async def resolve_gate(workflow: Any, evidence: CancellationEvidence | None) -> GateState:
+    """Close the gate with a cancel request (``evidence``) or a completion seal (None);
+    first writer wins, and the gate that stands afterwards is returned."""
+    gate = GateState(
+        status="cancel_requested" if evidence is not None else "completion_sealed",
+        evidence=evidence,
+    )
+    promise = workflow.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+    existing = await promise.peek()
+    if existing is None:
+        try:
+            await promise.resolve(to_builtins(gate))
+        except TerminalError:
+            existing = await promise.peek()
+        else:
+            return gate
+    return GateState() if existing is None else msgspec.convert(existing, type=GateState)
+
+
+class _Wait(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    turn: str
+    control: bool = False
+
+
+class _Register(msgspec.Struct, frozen=True, kw_only=True):
+    turn: str
+    key: str | None = None
+    key_id: str | None = None
+    control: bool = False
+
+
+def wait_index(
+    workflow_name: str = "LashTurn", *, name: str | None = None
+) -> restate.VirtualObject:
+    """The per-session wait index of the turn workflow ``workflow_name``."""
+    index = restate.VirtualObject(name or index_name(workflow_name))
+
+    async def revoked(ctx: ObjectSharedContext | ObjectContext) -> bool:
+        return bool(await ctx.get("revoked", type_hint=bool))
+
+    async def waits(ctx: ObjectContext) -> dict[str, _Wait]:
+        raw = await ctx.get("waits", type_hint=dict[str, Any]) or {}
+        return {k: msgspec.convert(v, type=_Wait) for k, v in raw.items()}
+
+    async def settle(ctx: ObjectContext, wait: _Wait) -> str:
+        body = {"key": wait.key, "resolution": to_builtins(Resolution.cancelled())}
+        raw = await ctx.generic_call(
+            workflow_name, "settle", msgspec.json.encode(body), key=wait.turn
+        )
+        outcome: str = msgspec.json.decode(raw).get("outcome", "")
+        return outcome
+
+    @index.handler(name="register", ingress_private=True)
+    async def register(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Record a wait (by key id) or a turn with control promises; refused once revoked."""
+        body = msgspec.convert(request, type=_Register)
+        if await revoked(ctx):
+            return {"revoked": True}
+        if body.key is not None and body.key_id is not None:
+            key_id = body.key_id
+            known = await waits(ctx)
+            if key_id not in known:
+                known[key_id] = _Wait(key=body.key, turn=body.turn, control=body.control)
+                ctx.set("waits", {k: to_builtins(v) for k, v in known.items()})
+        else:
+            turns = list(await ctx.get("turns", type_hint=list[str]) or [])
+            if body.turn not in turns:
+                ctx.set("turns", [*turns, body.turn])
+        return {"revoked": False}
+
+    @index.handler(name="status", kind="shared")
+    async def status(ctx: ObjectSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Whether the session was revoked."""
+        return {"revoked": await revoked(ctx)}
+
+    @index.handler(name="cancel_all")
+    async def cancel_all(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
+        """End every pending non-control wait ``cancelled``; returns how many it ended."""
+        known = await waits(ctx)
+        count = 0
+        for wait in known.values():
+            if not wait.control and await settle(ctx, wait) == "resolved":
+                count += 1
+        ctx.set("waits", {k: to_builtins(v) for k, v in known.items() if v.control})
+        return {"cancelled": count}
+
+    @index.handler(name="revoke_all")
+    async def revoke_all(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Tombstone the session: pending waits end cancelled, attached terminals fail."""
+        ctx.set("revoked", True)
+        known = await waits(ctx)
+        turns = list(await ctx.get("turns", type_hint=list[str]) or [])
+        for wait in known.values():
+            await settle(ctx, wait)
+            if wait.turn not in turns:
+                turns.append(wait.turn)
+        for turn in turns:
+            await ctx.generic_call(workflow_name, "revoke_control", b"{}", key=turn)
+        ctx.clear("waits")
+        ctx.clear("turns")
+        return {"revoked": True}
+
+    return index
