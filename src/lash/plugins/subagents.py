@@ -62,10 +62,20 @@ _SPAWN_SCHEMA: dict[str, Any] = {
 }
 
 
+def _spawn_schema(capabilities: tuple[str, ...]) -> dict[str, Any]:
+    """The spawn schema offering ``capabilities`` (the field is optional when only one)."""
+    properties = dict(_SPAWN_SCHEMA["properties"])
+    properties["capability"] = {**properties["capability"], "enum": list(capabilities)}
+    required = ["task", "capability"] if len(capabilities) > 1 else ["task"]
+    return {**_SPAWN_SCHEMA, "properties": properties, "required": required}
+
+
 class Subagents(Plugin):
     """The ``subagents`` plugin: ``spawn_agent`` in parents, the capability gate in children.
 
     ``max_turns`` caps each child's model iterations (default: the core's limit).
+    ``capabilities`` narrows what a spawn may ask for; with exactly one, the ``capability``
+    argument is optional and defaults to it.
     """
 
     id = "subagents"
@@ -76,10 +86,15 @@ class Subagents(Plugin):
         max_depth: int = MAX_SUBAGENT_DEPTH,
         read_only_tools: Iterable[str] = READ_ONLY_TOOLS,
         max_turns: int | None = None,
+        capabilities: Iterable[str] = CAPABILITIES,
     ) -> None:
         super().__init__()
         if not 0 <= max_depth <= MAX_SUBAGENT_DEPTH:
             raise ValueError(f"max_depth must be between 0 and {MAX_SUBAGENT_DEPTH}")
+        offered = tuple(dict.fromkeys(capabilities))
+        if not offered or any(c not in CAPABILITIES for c in offered):
+            raise ValueError(f"capabilities must be a non-empty subset of {CAPABILITIES}")
+        self.capabilities = offered
         self.max_depth = max_depth
         self.read_only_tools = frozenset(read_only_tools)
         self.max_turns = max_turns
@@ -89,7 +104,7 @@ class Subagents(Plugin):
             "Delegate a task to a subagent that works in its own context and returns its "
             "final answer. Use explore for read-only investigation, peer for work that needs "
             "your tools.",
-            _SPAWN_SCHEMA,
+            _spawn_schema(offered),
             self._run_spawn,
             threaded=False,
         )
@@ -142,7 +157,7 @@ class Subagents(Plugin):
         core = self._core
         if core is None:
             raise ToolError("spawn_agent needs a session opened by a LashCore", code="unavailable")
-        capability = str(args["capability"])
+        capability = str(args.get("capability") or self.capabilities[0])
         depth = self.depth + 1
         if depth > self.max_depth or self.capability == "explore":
             raise ToolError(
