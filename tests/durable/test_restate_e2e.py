@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,8 +19,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -37,6 +39,7 @@ from lash.types import TurnResult
 
 HERE = Path(__file__).parent
 WORKER = HERE / "restate_worker.py"
+PROBE = HERE / "probe_worker.py"
 SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (1, 2)]
 DEADLINE_S = 60.0
 
@@ -115,12 +118,12 @@ def restate_server() -> Iterator[LocalRestateServer]:
 class Worker:
     """One worker process on a fixed loopback port."""
 
-    def __init__(self, port: int, env: dict[str, str], log: Path) -> None:
+    def __init__(self, port: int, env: dict[str, str], log: Path, *, script: Path = WORKER) -> None:
         self.port = port
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(WORKER)],
+                [sys.executable, str(script)],
                 env={**os.environ, **env, "WORKER_PORT": str(port)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -322,7 +325,24 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             done = msgspec.convert(await _attach(server, "turn-done"), type=TurnResult)
             assert done.outcome.kind == "finished"
             late = await asyncio.to_thread(cancel, "turn-done", "r3")
-            assert late["outcome"] == "completion_won_race"
+            assert late["outcome"] == "completion_won_race"  # run sealed the gate before commit
+
+            def control(turn_id: str, handler: str, body: object) -> dict[str, Any]:
+                answer: dict[str, Any] = server.call("LashTurn", turn_id, handler, body)
+                return answer
+
+            # the terminal promise run published is what an attach sees, for both turns
+            attached = await asyncio.to_thread(
+                control, "turn-done", "attach_terminal", {"session_id": "s2"}
+            )
+            assert attached["outcome"] == "terminal"
+            assert msgspec.convert(attached["terminal"], type=TurnResult) == done
+            stopped = await asyncio.to_thread(
+                control, "turn-cancel", "attach_terminal", {"session_id": "s1"}
+            )
+            assert msgspec.convert(stopped["terminal"], type=TurnResult) == cancelled
+            gate = await asyncio.to_thread(control, "turn-cancel", "peek_gate", {})
+            assert (gate["status"], gate["evidence"]["request_id"]) == ("cancel_requested", "r1")
             assert _commits(tmp_path / "store.db") == 2
         finally:
             worker.stop()
@@ -351,3 +371,105 @@ async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_r
     assert isinstance(outcome, RestateHttpError), outcome
     assert "durable_store_required:attachment_store" in outcome.body
     assert wire.exchanges == [] and not (tmp_path / "lines.txt").exists()
+
+
+# --- the host's mechanics on a real server, without a whole turn (probe_worker.py) ----------
+
+
+@pytest.fixture
+async def probe(restate_server: LocalRestateServer, tmp_path: Path) -> AsyncIterator[Worker]:
+    worker = Worker(free_port(), {}, tmp_path / "probe.log", script=PROBE)
+    try:
+        await worker.ready()
+        await asyncio.to_thread(restate_server.register, f"http://127.0.0.1:{worker.port}")
+        yield worker
+    finally:
+        worker.stop()
+
+
+def _marks(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def _journal(server: LocalRestateServer, key: str) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT j.* FROM sys_journal j JOIN sys_invocation i ON j.id = i.id "
+        f"WHERE i.target_service_name = 'LashProbe' AND i.target_service_key = '{key}'"
+    )
+    return await asyncio.to_thread(server.query, sql)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_sleep_effect_is_a_journaled_timer_that_a_replay_does_not_sleep_again(
+    restate_server: LocalRestateServer, probe: Worker, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks.jsonl"
+    body = {"mode": "sleep", "seconds": 1.5, "marks": str(marks)}
+    await asyncio.to_thread(restate_server.send, "LashProbe", "sleep-1", "run", body)
+
+    async def timer_journaled() -> bool:
+        rows = await _journal(restate_server, "sleep-1")
+        return any(row.get("name") == "lash:probe:attempt:1:sleep" for row in rows)
+
+    await _until(timer_journaled, "the sleep to be journaled as a named timer")
+    rows = await _journal(restate_server, "sleep-1")
+    timer = next(r for r in rows if r.get("name") == "lash:probe:attempt:1:sleep")
+    assert "sleep" in str(timer.get("entry_type")).lower(), timer
+    result = await _attach_to(restate_server, "LashProbe", "sleep-1")
+    assert result == {"attempt": 1, "slept_s": pytest.approx(0.0, abs=0.5)}, result
+    first, replayed = _marks(marks)
+    assert first["slept_s"] >= 1.4  # the first attempt waited for the timer ...
+    assert replayed["slept_s"] < 0.5  # ... the replay found it fired and did not wait again
+
+
+async def test_a_sleep_effect_ends_when_the_turn_cancel_gate_closes(
+    restate_server: LocalRestateServer, probe: Worker, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks.jsonl"
+    body = {"mode": "sleep_cancel", "marks": str(marks)}
+    await asyncio.to_thread(restate_server.send, "LashProbe", "sleep-2", "run", body)
+
+    async def timer_journaled() -> bool:
+        rows = await _journal(restate_server, "sleep-2")
+        return any(row.get("name") == "lash:probe:attempt:1:sleep" for row in rows)
+
+    await _until(timer_journaled, "the 300 s timer to start")
+    started = time.monotonic()
+    await asyncio.to_thread(
+        restate_server.call, "LashProbe", "sleep-2", "cancel", {"request_id": "stop-1"}
+    )
+    result = await _attach_to(restate_server, "LashProbe", "sleep-2")
+    assert result == {"attempt": 0, "cancelled_by": "stop-1"}, result
+    assert time.monotonic() - started < 30
+
+
+async def test_a_changed_envelope_at_the_end_of_the_journal_ends_the_invocation_terminally(
+    restate_server: LocalRestateServer, probe: Worker, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks.jsonl"
+    body = {"mode": "mismatch", "system": "be brief", "marks": str(marks)}
+    await asyncio.to_thread(restate_server.send, "LashProbe", "mismatch-end", "run", body)
+    outcome = await _attach_to(restate_server, "LashProbe", "mismatch-end")
+    assert isinstance(outcome, RestateHttpError), outcome
+    assert "restate_effect_hash_mismatch" in outcome.body
+    assert "first diverging path: $.system" in outcome.body
+    await asyncio.sleep(1.0)  # a retried attempt would append another mark by now
+    first, replayed = _marks(marks)
+    assert first == {"attempt": 0, "value": "model answer"}
+    assert "restate_effect_hash_mismatch" in replayed["error"]
+    assert len(_marks(marks)) == 2
+
+
+async def _attach_to(server: LocalRestateServer, service: str, key: str) -> Any:
+    try:
+        return await asyncio.to_thread(server.attach_workflow, service, key, timeout_s=DEADLINE_S)
+    except RestateHttpError as err:
+        return err

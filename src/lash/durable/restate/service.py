@@ -73,6 +73,7 @@ __all__ = [
     "CoreSource",
     "ReplayMismatch",
     "TurnRunRequest",
+    "replay_failure",
     "run_durable_turn",
     "turn_owner",
     "turn_services",
@@ -166,6 +167,24 @@ def _require_durable_stores(core: LashCore) -> None:
         raise LashRuntimeError.durable_store_required(DurableStoreFacet.PROCESS_ENV_STORE)
     if cfg.store is None or cfg.store.tier is not DurabilityTier.DURABLE:
         raise LashRuntimeError.durable_store_required(DurableStoreFacet.SESSION_STORE)
+
+
+def replay_failure(host: RestateEffectHost, err: LashRuntimeError) -> Exception:
+    """How a run handler ends on ``err``: retryable errors fail the attempt (Restate retries),
+    others end the invocation with a :class:`TerminalError`.
+
+    A replay mismatch is terminal when the diverging step was the last one journaled. When
+    more journal follows it, Restate only lets a handler end once it has replayed its whole
+    journal, so the attempt fails with :class:`ReplayMismatch` and the retry policy pauses or
+    kills the invocation.
+    """
+    if host.mismatch is not None:
+        if not host.mismatch.at_journal_end:
+            return ReplayMismatch(str(err))
+        return TerminalError(str(err), 500)
+    if err.is_retryable:
+        return err
+    return TerminalError(str(err), 500)
 
 
 class _JournaledTurnControl(TurnControl):
@@ -333,17 +352,12 @@ def turn_workflow(
                 host=host,
             )
         except LashRuntimeError as err:
-            if host.mismatch is not None and not host.mismatch.at_journal_end:
-                # More journal follows the diverging step, and Restate only lets a handler
-                # end once it has replayed its whole journal: fail the attempt with the
-                # diagnosis; the retry policy pauses (or kills) the invocation.
-                raise ReplayMismatch(str(err)) from err
-            if err.is_retryable and host.mismatch is None:
-                raise
-            error = {"code": str(err.code), "message": err.message}
-            with contextlib.suppress(TerminalError):
-                await _publish(ctx, {"error": error})
-            raise TerminalError(str(err), 500) from err
+            failure = replay_failure(host, err)
+            if isinstance(failure, TerminalError):
+                error = {"code": str(err.code), "message": err.message}
+                with contextlib.suppress(TerminalError):
+                    await _publish(ctx, {"error": error})
+            raise failure from err
         await control.settle()
         if result.get("already_committed"):
             with contextlib.suppress(TerminalError):
