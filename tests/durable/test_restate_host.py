@@ -293,3 +293,68 @@ async def test_the_durable_turn_refuses_a_memory_store_before_opening_or_journal
         assert await core.list_sessions() == []
     assert str(info.value.code) == "durable_store_required:attachment_store"
     assert journal.entries == [] and model.requests == []
+
+
+class _TimerWorkflow:
+    """Just enough of a WorkflowContext for a sleep without a cancel gate."""
+
+    def __init__(self) -> None:
+        self.timers: list[tuple[str | None, float]] = []
+
+    async def _fire(self) -> None:
+        return None
+
+    def sleep(self, delta: Any, name: str | None = None) -> Any:
+        self.timers.append((name, delta.total_seconds()))
+        return self._fire()
+
+
+async def test_a_sleep_outside_effects_is_a_named_timer_and_inside_an_effect_a_local_sleep() -> (
+    None
+):
+    workflow = _TimerWorkflow()
+    host = RestateEffectHost(FakeJournal(), workflow=workflow)
+    local: list[float] = []
+
+    async def configured(seconds: float) -> None:
+        local.append(seconds)
+
+    await host.sleep(SCOPE, "tool:c1:attempt:1:sleep", 0.25, local=configured)
+    assert workflow.timers == [("lash:tool:c1:attempt:1:sleep", 0.25)] and local == []
+
+    async def attempt() -> str:
+        # Restate allows no timer inside a journaled closure: the configured sleep runs
+        await host.sleep(SCOPE, "tool:c1:attempt:2:sleep", 0.5, local=configured)
+        return "done"
+
+    assert await host.run_effect(SCOPE, "tool_attempt", "tool:c1", {}, attempt) == "done"
+    assert local == [0.5] and len(workflow.timers) == 1
+
+    bare = RestateEffectHost(FakeJournal())  # no workflow context: nothing to journal a timer in
+    await bare.sleep(SCOPE, "k:1:sleep", 1.0, local=configured)
+    assert local == [0.5, 1.0]
+
+
+async def test_a_mismatch_is_remembered_and_ends_the_invocation_only_at_the_journal_end() -> None:
+    from restate import TerminalError
+
+    from lash.durable.restate import ReplayDivergence, ReplayMismatch
+    from lash.durable.restate.service import replay_failure
+
+    journal = FakeJournal()
+    host = RestateEffectHost(journal)
+    await host.run_effect(SCOPE, "llm_call", "llm:1", _request("a"), _answer)
+    assert host.mismatch is None
+    replay = RestateEffectHost(journal.context())
+    with pytest.raises(LashRuntimeError) as caught:
+        await replay.run_effect(SCOPE, "llm_call", "llm:1", _request("b"), _answer)
+    assert replay.mismatch is not None and replay.mismatch.at_journal_end  # nothing followed
+    assert isinstance(replay_failure(replay, caught.value), TerminalError)
+    replay.mismatch = ReplayDivergence(message="x", at_journal_end=False)
+    assert isinstance(replay_failure(replay, caught.value), ReplayMismatch)
+    retryable = LashRuntimeError("session_execution_busy", "busy")
+    assert replay_failure(RestateEffectHost(FakeJournal()), retryable) is retryable
+
+
+async def _answer() -> str:
+    return "answer"

@@ -5,18 +5,22 @@ envelope, outcome | error}`` as JSON. Errors are data: an effect whose closure r
 recorded as failed and raises the same error again on every replay, so a redrive never turns
 a recorded failure into a fresh attempt. On replay Restate hands back the recorded step
 without running the closure; the host rebuilds the envelope, compares it with the recorded
-one, and stops with ``restate_effect_hash_mismatch`` (a terminal handler error) naming the
-first diverging JSON path when they differ.
+one, and stops with ``restate_effect_hash_mismatch`` naming the first diverging JSON path
+when they differ (remembering whether more journal follows, which decides whether the
+handler can end the invocation terminally; see ``service.replay_failure``).
 
 Restate journals are positional, so effects run one at a time
 (:attr:`supports_concurrent_effects` is ``False``).
 
+Sleep effects are durable timers named ``lash:<replay key>``, raced with the turn's cancel
+gate; a redrive replays a fired timer instead of sleeping again. Restate allows no timer
+inside a journaled closure, so a sleep made while an effect's closure runs (today: the retry
+back-off inside one tool attempt) is the configured local sleep.
+
 Durable waits (a tool returned :func:`lash.tools.pending`) are workflow promises named
-``lash.await:<key id>``: the turn parks on the promise (raced with the turn's cancel promise
-and, with a deadline, a durable timer), so it survives worker death and Restate restarts; the
-workflow's ``resolve_await_event`` handler completes the promise, first writer wins. A wait
-ended by the deadline or a cancel writes that terminal into the promise itself, so a late
-resolve is ``already_resolved``.
+``lash.await:<key id>``: the turn enters the wait in its session's wait index, then parks on
+the promise (raced with the cancel gate and, with a deadline, a durable timer), so it
+survives worker death and Restate restarts, and session sweeps reach it.
 """
 
 from __future__ import annotations
