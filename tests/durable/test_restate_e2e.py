@@ -189,24 +189,6 @@ async def _attach(server: LocalRestateServer, turn_id: str) -> object:
     return result
 
 
-async def _last_failure(server: LocalRestateServer, turn_id: str) -> object:
-    """The run invocation's last failure once it names a replay mismatch (then it is killed)."""
-    sql = (
-        "SELECT id, status, last_failure FROM sys_invocation "
-        f"WHERE target_service_name = 'LashTurn' AND target_service_key = '{turn_id}'"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        rows = await asyncio.to_thread(server.query, sql)
-        for row in rows:
-            failure = str(row.get("last_failure") or "")
-            if "restate_effect_hash_mismatch" in failure:
-                await asyncio.to_thread(server.kill_invocation, str(row["id"]))
-                return {"status": row.get("status"), "last_failure": failure}
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"no replay mismatch reported for {turn_id}")
-
-
 async def _crash_and_redrive(
     server: LocalRestateServer,
     tmp_path: Path,
@@ -267,21 +249,43 @@ async def test_a_killed_worker_turn_is_finished_by_another_worker_by_replay(
     assert await commits() == 1
 
 
-async def test_a_changed_envelope_on_redrive_fails_with_the_diverging_field(
+async def test_a_changed_envelope_on_redrive_ends_the_turn_terminally_naming_the_field(
     restate_server: LocalRestateServer, tmp_path: Path
 ) -> None:
+    """Worker B's first model request differs ($.system) with more journal after it: B follows
+    the journal (recorded outcomes, nothing run), and where the journal ends (the model call A
+    died in) the invocation ends terminally: no retry, no model call, no commit."""
     db = tmp_path / "store.db"
-    wire, outcome, lines = await _crash_and_redrive(
+
+    async def attach_and_status(server: LocalRestateServer, turn_id: str) -> object:
+        outcome = await _attach(server, turn_id)
+        terminal = await asyncio.to_thread(
+            server.call, "LashTurn", turn_id, "attach_terminal", {"session_id": "s1"}
+        )
+        rows = await asyncio.to_thread(
+            server.query,
+            "SELECT status, retry_count FROM sys_invocation WHERE target_service_name = "
+            f"'LashTurn' AND target_service_key = '{turn_id}' AND target_handler_name = 'run'",
+        )
+        return outcome, terminal, rows
+
+    wire, seen, lines = await _crash_and_redrive(
         restate_server,
         tmp_path,
         "turn-mismatch",
         {"WORKER_DB": str(db)},
         {"WORKER_SYSTEM_PROMPT": "a new prompt"},
-        _last_failure,
+        attach_and_status,
     )
-    assert isinstance(outcome, dict)
-    assert "first diverging path: $.system" in outcome["last_failure"]
-    assert len(wire.exchanges) == 1
+    assert isinstance(seen, tuple)
+    outcome, terminal, rows = seen
+    assert isinstance(outcome, RestateHttpError), outcome
+    assert "restate_effect_hash_mismatch" in outcome.body
+    assert "first diverging path: $.system" in outcome.body
+    assert terminal["outcome"] == "failed"
+    assert terminal["error"]["code"] == "restate_effect_hash_mismatch"
+    assert [row["status"] for row in rows] == ["completed"]
+    assert len(wire.exchanges) == 1  # only worker A's first call reached the model
     assert lines.read_text() == "one\n"
     assert _commits(db) == 0
 

@@ -358,3 +358,35 @@ async def test_a_mismatch_is_remembered_and_ends_the_invocation_only_at_the_jour
 
 async def _answer() -> str:
     return "answer"
+
+
+async def test_a_diverged_replay_follows_the_journal_and_stops_at_its_end_running_nothing() -> None:
+    """With more journal after the diverging step, the host hands back recorded outcomes (the
+    turn takes the recorded path) and raises the mismatch where the journal ends, before any
+    closure runs; only then may the handler end the invocation terminally."""
+    journal = FakeJournal()
+    first = RestateEffectHost(journal)
+    assert await first.run_effect(SCOPE, "llm_call", "llm:1", _request("a"), _answer) == "answer"
+    assert await first.run_effect(SCOPE, "tool_attempt", "tool:c1", {"x": 1}, _tool) == "tool"
+
+    journal.context()
+    ran: list[str] = []
+    replay = RestateEffectHost(journal, replaying=lambda: journal.cursor < len(journal.entries))
+
+    async def fresh() -> str:
+        ran.append("closure")
+        return "fresh"
+
+    assert await replay.run_effect(SCOPE, "llm_call", "llm:1", _request("b"), fresh) == "answer"
+    assert replay.mismatch is not None and not replay.mismatch.at_journal_end
+    assert await replay.run_effect(SCOPE, "tool_attempt", "tool:c1", {"x": 2}, fresh) == "tool"
+    with pytest.raises(LashRuntimeError) as caught:
+        await replay.run_effect(SCOPE, "llm_call", "llm:2", _request("c"), fresh)
+    assert caught.value.is_code(EFFECT_HASH_MISMATCH)
+    assert "first diverging path: $.messages[0].parts[0].text" in caught.value.message
+    assert replay.mismatch.at_journal_end and ran == [] and replay.executed == []
+    assert len(journal.entries) == 2  # nothing new was journaled
+
+
+async def _tool() -> str:
+    return "tool"

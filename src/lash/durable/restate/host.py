@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 import restate
-from restate import RunOptions
+from restate import RunOptions, TerminalError
 from restate.serde import BytesSerde
 from restate.server_context import restate_context_is_replaying
 
@@ -134,11 +134,14 @@ class RestateEffectHost:
         signer: AwaitEventSigner | None = None,
         cancel_promise: str | None = None,
         index: str | None = None,
+        replaying: Callable[[], bool] | None = None,
     ) -> None:
         """``workflow`` (the run handler's ``WorkflowContext``) and ``signer`` enable durable
         waits and timers; ``cancel_promise`` names the turn's cancel gate (a
         :class:`GateState` promise) that parked waits and sleeps race; ``index`` names the
-        session wait index that makes the turn's waits reachable by session sweeps."""
+        session wait index that makes the turn's waits reachable by session sweeps;
+        ``replaying`` says whether journal entries are still ahead (Restate's own flag by
+        default)."""
         self._ctx = ctx
         self._workflow = workflow
         self._signer = signer if signer is not None else AwaitEventSigner()
@@ -147,6 +150,8 @@ class RestateEffectHost:
         self._in_effect = 0
         self.mismatch: ReplayDivergence | None = None
         """Set when a replayed effect was rebuilt differently than its journal record."""
+        self._mismatch_error: LashRuntimeError | None = None
+        self._replaying = replaying if replaying is not None else _replay_flag(ctx)
         self._control = turn_control if turn_control is not None else TurnControl()
         self._probe = cancel_probe
         self._options: RunOptions[bytes] = RunOptions(serde=BytesSerde())
@@ -184,7 +189,14 @@ class RestateEffectHost:
         observation) before the effect starts; a requested cancel resolves the turn's local
         gate and parks here, so the turn driver abandons the effect and ends the turn cancelled
         without journaling it.
+
+        A replay whose envelope differs from the record (same kind and key) does not stop at
+        once when more journal follows: Restate would refuse to end the handler there. The
+        host then *follows the journal*: it hands back recorded outcomes (so the turn takes
+        the recorded path), runs no closure, and ends with the mismatch at the journal's end,
+        where the handler can end the invocation terminally.
         """
+        self._end_if_diverged()
         if self._probe is not None and scope.session_id is not None:
             evidence = await self._probe()
             if evidence is not None:
@@ -195,6 +207,9 @@ class RestateEffectHost:
         fresh: dict[str, Any] = {}
 
         async def action() -> bytes:
+            if self._mismatch_error is not None:
+                # a diverged replay reached a step the journal never recorded: end here
+                raise TerminalError(str(self._mismatch_error), 500)
             self.executed.append(replay_key)
             outcome: Any = None
             error: dict[str, str] | None = None
@@ -219,14 +234,21 @@ class RestateEffectHost:
             )
             return msgspec.json.encode(record)
 
-        raw = await self._ctx.run_typed(effect_step_name(replay_key), action, self._options)
+        try:
+            raw = await self._ctx.run_typed(effect_step_name(replay_key), action, self._options)
+        except TerminalError:
+            if self._mismatch_error is None:
+                raise
+            raise self._ending() from None
         record = msgspec.json.decode(raw, type=_Record)
-        if record.kind != kind or record.key != replay_key or record.envelope_hash != digest:
+        same_step = record.kind == kind and record.key == replay_key
+        if self._mismatch_error is None and (not same_step or record.envelope_hash != digest):
             error = _mismatch(scope, kind, replay_key, record, envelope)
-            self.mismatch = ReplayDivergence(
-                message=str(error), at_journal_end=not restate_context_is_replaying.get()
-            )
-            raise error
+            ahead = self._replaying()
+            self._mismatch_error = error
+            self.mismatch = ReplayDivergence(message=str(error), at_journal_end=not ahead)
+            if not ahead or not same_step:
+                raise error  # a different step cannot be followed: its outcome would not fit
         if record.error is not None:
             raise _rebuild_error(record.error)
         if "value" in fresh:
@@ -234,6 +256,23 @@ class RestateEffectHost:
             return value
         replayed: T = load_outcome(record.outcome, result_type)
         return replayed
+
+    def _end_if_diverged(self) -> None:
+        """After a mismatch, stop as soon as the journal has nothing more to replay."""
+        if self._mismatch_error is not None and not self._replaying():
+            raise self._ending()
+
+    def _ending(self) -> LashRuntimeError:
+        """The mismatch error, now at the journal's end (the handler may end terminally)."""
+        assert self._mismatch_error is not None and self.mismatch is not None
+        self.mismatch = ReplayDivergence(message=self.mismatch.message, at_journal_end=True)
+        return self._mismatch_error
+
+    def divergence(self) -> LashRuntimeError | None:
+        """The replay mismatch this invocation found, if any (then nothing may be committed)."""
+        if self._mismatch_error is None:
+            return None
+        return self._ending() if not self._replaying() else self._mismatch_error
 
     # --- sleeps ------------------------------------------------------------------------------
 
@@ -250,6 +289,7 @@ class RestateEffectHost:
         if self._workflow is None or self._in_effect:
             await local(seconds)
             return
+        self._end_if_diverged()
         timer = self._workflow.sleep(
             timedelta(seconds=max(0.0, seconds)), name=effect_step_name(replay_key)
         )
@@ -339,6 +379,7 @@ class RestateEffectHost:
         wait is entered in the session index first, so session sweeps reach it.
         """
         workflow = self._require_workflow()
+        self._end_if_diverged()
         target = self._signer.open(key)
         if target is None or target.scope != scope:
             raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "unknown or revoked key")
@@ -381,6 +422,16 @@ class RestateEffectHost:
             self._require_workflow(), self._index, session_id, "cancel_all", {}
         )
         return int(answer.get("cancelled", 0))
+
+
+def _replay_flag(ctx: object) -> Callable[[], bool]:
+    """Whether journal entries are still ahead of the handler: the SDK's VM knows (its
+    context variable is only current in the task that made the last journal call)."""
+    vm = getattr(ctx, "vm", None)
+    probe = getattr(vm, "is_replaying", None)
+    if callable(probe):
+        return lambda: bool(probe())
+    return restate_context_is_replaying.get
 
 
 def _error_data(err: Exception) -> dict[str, str]:

@@ -191,18 +191,25 @@ class _JournaledTurnControl(TurnControl):
     """The run handler's turn control: the runner's seal and terminal publication also close
     the durable gate and resolve the durable terminal (eagerly issued, awaited after the turn).
 
-    After a replay mismatch nothing more is written: the journal no longer matches the code.
+    After a replay mismatch the seal refuses (so nothing is committed) and nothing more is
+    written.
     """
 
     def __init__(self, workflow: WorkflowContext) -> None:
         super().__init__()
         self._workflow = workflow
         self.pending: list[Awaitable[Any]] = []
-        self.halted: Callable[[], bool] = lambda: False
+        self.host: RestateEffectHost | None = None
+
+    def halted(self) -> bool:
+        return self.host is not None and self.host.mismatch is not None
 
     def seal(
         self, session_id: str, turn_id: str, local_evidence: CancellationEvidence | None
     ) -> CancellationEvidence | None:
+        diverged = self.host.divergence() if self.host is not None else None
+        if diverged is not None:
+            raise diverged  # a replay that left its journal's path commits nothing
         evidence = super().seal(session_id, turn_id, local_evidence)
         if not self.halted():
             gate = GateState(
@@ -340,7 +347,7 @@ def turn_workflow(
             cancel_promise=CANCEL_PROMISE,
             index=index,
         )
-        control.halted = lambda: host.mismatch is not None
+        control.host = host
         try:
             result = await run_durable_turn(
                 journal,
