@@ -147,10 +147,21 @@ async def test_dispatch_rejects_invalid_args_before_provider_execution() -> None
     assert ran == []
 
 
+class BeforeRecorder(lash.Plugin):
+    """Records every call the ``before_tool_call`` hook sees."""
+
+    id = "before-recorder"
+    seen: list[str] = []
+
+    async def before_tool_call(self, ctx: ToolCallContext, call: ToolCallPart) -> None:
+        type(self).seen.append(call.name)
+
+
 async def test_dispatch_rejects_non_catalog_tool_before_provider_resolution() -> None:
+    BeforeRecorder.seen = []
     host_only = CountingTool("host_only")
     provider = ScriptedProvider([tool_call("host_only", {"value": "ok"}, "c1"), reply("done")])
-    session = await _core(provider, [alpha]).session("s").open()
+    session = await _core(provider, [alpha], plugins=[BeforeRecorder]).session("s").open()
     session.add_grant_source("host", host_only)  # known to a source, but not a catalog member
     result = await session.turn("go").run()
     record = result.tool_calls[0]
@@ -158,6 +169,7 @@ async def test_dispatch_rejects_non_catalog_tool_before_provider_resolution() ->
     assert record.output == "Tool 'host_only' is unavailable in this session"
     assert (host_only.spec_reads, host_only.executed) == (0, 0)
     assert "host_only" not in [t.name for t in provider.requests[0].tools]
+    assert BeforeRecorder.seen == []  # the membership gate comes before any hook
 
 
 async def test_non_catalog_tool_is_rejected_before_contract_resolution() -> None:

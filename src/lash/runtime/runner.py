@@ -756,14 +756,24 @@ class PhysicalTurn:
         contexts: list[ToolContext],
         parent_call_id: str | None = None,
     ) -> ToolCallOutput:
-        """One tool call: argument checks, ``before_tool_call`` hooks, then the attempt(s)
-        through the effect host, each completed attempt passing the ``after_tool_call`` hooks
-        inside the attempt (so a replayed attempt returns the hooked output). Never raises for
-        tool failures."""
+        """One tool call: argument and membership checks, ``before_tool_call`` hooks, then the
+        attempt(s) through the effect host, each completed attempt passing the
+        ``after_tool_call`` hooks inside the attempt (so a replayed attempt returns the hooked
+        output). Never raises for tool failures."""
         malformed = _malformed_arguments(call)
         if malformed is not None:
             return ToolCallOutput(
                 status="failure", payload=malformed, error_code="invalid_tool_args"
+            )
+        # membership gates first: a call to a tool this turn cannot run never reaches a hook;
+        # a grant is the host's explicit routing for this turn, so it wins over membership
+        granted = self.granted.get(call.name)
+        tool = granted.tool if granted is not None else self._advertised().get(call.name)
+        if tool is None:
+            return ToolCallOutput(
+                status="failure",
+                payload=f"Tool '{call.name}' is unavailable in this session",
+                error_code="tool_unavailable",
             )
         hook_ctx = ToolCallContext(
             session_id=self.session_id, turn_id=self.turn_id, call_id=call.id, tool_name=call.name
@@ -783,9 +793,6 @@ class PhysicalTurn:
                 call = msgspec.structs.replace(
                     call, arguments=dict(decision.arguments), raw_arguments=None
                 )
-        # a grant is the host's explicit routing for this turn, so it wins over membership
-        granted = self.granted.get(call.name)
-        tool = granted.tool if granted is not None else self._advertised().get(call.name)
 
         async def after_hooks(output: ToolCallOutput) -> ToolCallOutput:
             for plugin in self.plugins:
