@@ -44,6 +44,9 @@ T = TypeVar("T")
 
 _CONTROL_CACHE = 4096
 
+LocalSleep = Callable[[float], Awaitable[Any]]
+"""The configured in-process sleep (``CoreConfig.sleep``)."""
+
 
 class CancelReceipt(Record, frozen=True, kw_only=True):
     """The answer to a cancel request."""
@@ -225,11 +228,16 @@ class EffectHost(Protocol):
         """
         ...
 
+    async def sleep(
+        self, scope: ExecutionScope, replay_key: str, seconds: float, *, local: LocalSleep
+    ) -> None:
+        """A sleep effect (a retry back-off): ``local`` (the configured sleep) for an inline
+        host, a journaled timer for a durable one. See :func:`effect_sleeper`."""
+        ...
+
 
 SLEEP_EFFECT_REJECTED = "sleep_effect_rejected"
 """The code of a sleep effect its host refused (the retry it delayed fails explicitly)."""
-
-LocalSleep = Callable[[float], Awaitable[Any]]
 
 
 @runtime_checkable
