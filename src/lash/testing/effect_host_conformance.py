@@ -451,7 +451,7 @@ async def cold_tier_is_durable(h: EffectHostHarness) -> None:
     assert (await h.handle()).tier is DurabilityTier.DURABLE
 
 
-@_case("cold", "cold")
+@_case("cold", "cold", "await")
 async def cold_mint_resolve_observe_all_identities(h: EffectHostHarness) -> None:
     s, t = _ids("cold-all")
     for n, wait in enumerate(_IDENTITIES):
@@ -463,6 +463,9 @@ async def cold_mint_resolve_observe_all_identities(h: EffectHostHarness) -> None
         assert (await b.resolve(key, resolution)).outcome == "resolved"
         assert await c.peek(key) == resolution
         assert await a.peek(key) == resolution
+        assert await c.wait(key) == resolution
+        again = await c.resolve(key, Resolution.cancelled())
+        assert (again.outcome, again.terminal) == ("already_resolved", resolution)
 
 
 @_case("cold", "cold")
@@ -492,6 +495,26 @@ async def cold_replayed_parked_owner(h: EffectHostHarness) -> None:
     assert await d.wait(key) == Resolution.ok("go")
 
 
+@_case("cold", "cold", "owner", "request_cancel")
+async def cold_seal_and_cancel_race_agree(h: EffectHostHarness) -> None:
+    """An owner's seal and another instance's cancel request race for one gate: either the
+    completion won (no evidence, ``completion_won_race``) or the cancel did (its evidence)."""
+    s, t = _ids("cold-seal-race")
+    owner, other = await h.handle(), await h.handle()
+    await owner.start(s, t)
+    sealed, receipt = await asyncio.gather(
+        owner.seal(s, t, None), other.request_cancel(s, t, _evidence("race"))
+    )
+    if sealed is None:
+        assert receipt.outcome == "completion_won_race", receipt
+    else:
+        assert (receipt.outcome, receipt.evidence, sealed) == (
+            "requested",
+            _evidence("race"),
+            _evidence("race"),
+        )
+
+
 @_case("cold", "cold", "reopen")
 async def cold_key_stability(h: EffectHostHarness) -> None:
     s, t = _ids("cold-stable")
@@ -503,13 +526,20 @@ async def cold_key_stability(h: EffectHostHarness) -> None:
     assert (await again.resolve(key, Resolution.ok("after"))).outcome == "resolved"
 
 
-@_case("cold", "cold")
+@_case("cold", "cold", "await")
 async def cold_auth_tamper_matrix(h: EffectHostHarness) -> None:
     s, t = _ids("cold-tamper")
     a = await h.handle()
     key = await a.mint(s, t, WaitIdentity.custom("w"))
     for bad in _tampered(key, s, t, WaitIdentity.custom("w")):
-        await _assert_unknown(await h.handle(), bad)
+        other = await h.handle()
+        await _assert_unknown(other, bad)
+        try:
+            await other.wait(bad, timeout_ms=0)
+        except LashRuntimeError as err:
+            assert err.is_code(AWAIT_EVENT_UNKNOWN_OR_REVOKED), err
+        else:
+            raise AssertionError(f"a wait accepted a bad key {bad[:40]!r}")
     assert await (await h.handle()).peek(key) is None  # nothing materialized or resolved
 
 
@@ -533,6 +563,8 @@ async def cold_cancel_sweep_excludes_turn_control(h: EffectHostHarness) -> None:
     assert await (await h.handle()).cancel_session(s) == 1
     assert await a.peek(plain) == Resolution.cancelled()
     assert await a.peek(gate) is None
+    still_open = await (await h.handle()).resolve(gate, Resolution.ok("still-open"))
+    assert still_open.outcome == "resolved"  # the sweep left the control key writable
 
 
 @_case("cold", "cold", "terminal")
@@ -554,6 +586,8 @@ async def cancel_before_start_duplicate_replay_and_terminal_attach(h: EffectHost
     s, t = _ids("tc-before")
     first = await a.request_cancel(s, t, _evidence("r1"))
     assert (first.outcome, first.evidence) == ("requested", _evidence("r1"))
+    durable = a.tier is DurabilityTier.DURABLE
+    assert first.durability_tier == ("durable" if durable else "inline")
     dup = await a.request_cancel(s, t, _evidence("r2"))
     assert (dup.outcome, dup.evidence) == ("already_requested", _evidence("r1"))
     fired = await a.start(s, t)
@@ -598,6 +632,9 @@ async def exact_scope_and_session_sweep_isolation(h: EffectHostHarness) -> None:
     assert (await a.request_cancel(s, t, _evidence("only-a"))).outcome == "requested"
     await asyncio.wait_for(gate_a.wait(), 10)  # a remote owner hears of it a moment later
     assert not gate_b.is_set()
+    assert (await a.gate(s, other_t)).status == "open"
+    future_t = t + "-future"
+    assert (await a.request_cancel(s, future_t, _evidence("later"))).outcome == "requested"
     assert (await a.gate(s, other_t)).status == "open"
 
 
