@@ -47,7 +47,7 @@ async def serve(port: int, db: Path) -> None:
     import hypercorn.config
     import restate
 
-    from lash.durable.restate import turn_workflow
+    from lash.durable.restate import turn_services
 
     cores: list[lash.LashCore] = []
 
@@ -64,7 +64,7 @@ async def serve(port: int, db: Path) -> None:
         cores.append(core)
         return core
 
-    app = restate.app(services=[turn_workflow(make_core)])
+    app = restate.app(services=turn_services(make_core))
     config = hypercorn.config.Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
