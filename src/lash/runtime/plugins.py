@@ -14,7 +14,14 @@ hook                      failure code                 allowed directives
 ``checkpoint``            ``plugin_checkpoint``        abort (error with the plugin's code), enqueue
 ``finalize_turn``         ``plugin_finalize_turn``     enqueue, emit (abort is an error)
 ``validate_turn_extension`` ``protocol_turn_extension`` accept / reject
+``turn_persisted``        logged, never fails a turn   — (may append plugin nodes, see below)
 ========================  ==========================  ======================================
+
+``turn_persisted`` runs only after a turn's commit is durable (lash's ``TurnPersisted``). With
+the :class:`SessionGraphAccess` a session lends each plugin (``bind_session_graph``) a plugin
+can append its own nodes to the session graph in a fenced commit of their own, guarded by a
+required ancestor: an append whose ancestor left the active path is refused, so background
+maintenance never clobbers a newer turn.
 
 Plugins also shape the tool catalog (``tools`` contributes, ``filter_tools`` restricts) and may
 own the projection of tool results the model sees (``project_tool_output``).
@@ -23,14 +30,16 @@ own the projection of tool results the model sees (``project_tool_output``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from lash.tools.base import Tool
 from lash.types import (
     CheckpointKind,
     LlmRequest,
     Message,
+    PluginPayload,
     SessionGraph,
+    TokenLedgerEntry,
     ToolCallOutput,
     ToolCallPart,
     ToolResultPart,
@@ -40,6 +49,11 @@ from lash.types._base import Record
 
 __all__ = [
     "AbortTurn",
+    "AppendPluginNodesResult",
+    "AppendedPluginNodes",
+    "SessionGraphAccess",
+    "StaleBranch",
+    "TurnPersistedContext",
     "ReplaceToolArgs",
     "ShortCircuitTool",
     "ToolCallContext",
@@ -148,6 +162,73 @@ class FinalizeContext(Record, frozen=True, kw_only=True):
     result: TurnResult
 
 
+class AppendedPluginNodes(Record, frozen=True, kw_only=True, tag_field="status", tag="appended"):
+    """The plugin nodes were committed; ``leaf_node_id`` is the new leaf."""
+
+    node_ids: tuple[str, ...]
+    leaf_node_id: str
+
+
+class StaleBranch(Record, frozen=True, kw_only=True, tag_field="status", tag="stale_branch"):
+    """Nothing was written: the required ancestor is no longer on the active path."""
+
+    current_leaf_node_id: str | None = None
+
+
+AppendPluginNodesResult = AppendedPluginNodes | StaleBranch
+
+
+class SessionGraphAccess(Protocol):
+    """What a session lends its plugins: the committed graph and fenced plugin-node appends."""
+
+    @property
+    def session_id(self) -> str:
+        """The session's id."""
+        ...
+
+    def graph(self) -> SessionGraph:
+        """The session's committed working graph (read it, never mutate it)."""
+        ...
+
+    async def append_plugin_nodes(
+        self,
+        nodes: Sequence[PluginPayload],
+        *,
+        requires_ancestor_node_id: str | None,
+        usage: Sequence[TokenLedgerEntry] = (),
+    ) -> AppendPluginNodesResult:
+        """Commit ``nodes`` after the current leaf, only while ``requires_ancestor_node_id`` is
+        on the active path; ``usage`` (the model calls that produced them) joins the commit."""
+        ...
+
+
+class TurnPersistedContext:
+    """Given to :meth:`Plugin.turn_persisted` once the turn's commit is durable.
+
+    ``leaf_node_id`` is the leaf the commit left (the post-persist leaf): appends made from
+    this hook name it as their required ancestor.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        turn_id: str,
+        result: TurnResult,
+        graph: SessionGraph,
+        leaf_node_id: str | None,
+        head_revision: int,
+        session_graph: SessionGraphAccess,
+    ) -> None:
+        self.session_id = session_id
+        self.turn_id = turn_id
+        self.result = result
+        self.graph = graph
+        self.leaf_node_id = leaf_node_id
+        self.head_revision = head_revision
+        self.session_graph = session_graph
+
+
 class CompactionContext:
     """Given to :meth:`Plugin.compact_context`."""
 
@@ -196,6 +277,15 @@ class Plugin:
     async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Directive]:
         """After the turn is assembled, before it is committed."""
         return ()
+
+    def bind_session_graph(self, access: SessionGraphAccess) -> None:
+        """Called once when the session handle is built: its graph and plugin-node appends."""
+        return None
+
+    async def turn_persisted(self, ctx: TurnPersistedContext) -> None:
+        """After the turn's commit is durable (best effort: a failure is logged, the committed
+        turn stands)."""
+        return None
 
     def validate_turn_extension(self, extension: Any) -> bool:
         """Accept or reject a live per-turn protocol extension."""

@@ -33,7 +33,8 @@ from lash.runtime.observation import (
     SessionObservation,
     SessionReadView,
 )
-from lash.runtime.plugins import CompactionContext, Plugin
+from lash.runtime.plugin_graph import SessionGraphWriter
+from lash.runtime.plugins import CompactionContext, Plugin, TurnPersistedContext
 from lash.runtime.runner import ClaimSet, PhysicalTurn, TurnEnd, TurnRequest, render_causes
 from lash.runtime.scope import require_id
 from lash.runtime.state import SessionState
@@ -139,6 +140,9 @@ class LashSession:
         self._tool_state_synced: Mapping[str, Any] | None = None
         self._tool_state_persisted: Mapping[str, Any] = state.checkpoint.tool_state
         self._sync_tools()
+        self._graph_writer = SessionGraphWriter(self)
+        for plugin in self._plugins:
+            plugin.bind_session_graph(self._graph_writer)
 
     # --- identity -------------------------------------------------------------------------
 
@@ -415,6 +419,7 @@ class LashSession:
             cancel_event=cancel_event,
             local_cancel=local_cancel,
         )
+        self._graph_writer.turn_guard = guard
         try:
             if terminal is not None:
                 end = await turn._finish(terminal[0], (terminal[1],), ())
@@ -422,13 +427,42 @@ class LashSession:
                 end = await turn.run()
             if self._cfg.store is not None:  # the turn's commit carried the tool state
                 self._tool_state_persisted = self._state.checkpoint.tool_state
+            if not end.commit.replayed:
+                await self._turn_persisted(request.turn_id, end.result)
             return end
         except LashRuntimeError as err:
             if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_LEASE_LOST) and self._cfg.store:
                 await self._abandon(request.claims)
             raise
         finally:
+            self._graph_writer.turn_guard = None
             self._running.pop(request.turn_id, None)
+
+    async def _turn_persisted(self, turn_id: str, result: TurnResult) -> None:
+        """lash's ``TurnPersisted``: plugin hooks after the commit is durable; a failing hook
+        is logged and never touches the committed turn."""
+        graph = self._state.graph
+        ctx = TurnPersistedContext(
+            session_id=self.session_id,
+            turn_id=turn_id,
+            result=result,
+            graph=graph,
+            leaf_node_id=graph.leaf_node_id,
+            head_revision=self._state.head_revision,
+            session_graph=self._graph_writer,
+        )
+        for plugin in self._plugins:
+            if type(plugin).turn_persisted is Plugin.turn_persisted:
+                continue
+            try:
+                await plugin.turn_persisted(ctx)
+            except Exception:
+                log.exception(
+                    "turn-persisted hook of plugin %r failed (session %s, turn %s)",
+                    plugin.id,
+                    self.session_id,
+                    turn_id,
+                )
 
     async def _abandon(self, claims: ClaimSet) -> None:
         store = self._cfg.store
