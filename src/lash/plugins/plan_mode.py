@@ -1,25 +1,56 @@
-"""Plan mode: explore and plan with read-only tools, keep a checklist, then exit to implement.
+"""Plan mode: explore, write the plan, then let the host decide how to go on.
 
-While plan mode is on, :meth:`PlanMode.filter_tools` restricts the session's catalog to
-read-only tools plus the plan tools, so a model that is asked to plan cannot edit files or
-run commands (a call to a hidden tool is ``tool_unavailable``). The checklist lives in the
-plugin's state, which the runtime commits with every turn, so it survives a restart.
+While plan mode is on, :meth:`PlanMode.filter_tools` restricts the session's catalog to the
+planning tools (read-only workspace and web tools, ``ask``, ``update_plan``, ``plan_exit``),
+so a model asked to plan cannot change the code or run commands; a call to a hidden tool is
+``tool_unavailable``. Given a ``workspace``, the plan is a Markdown file,
+``.lash/plans/{session}.md``, seeded from :data:`~lash.plugins.plan_file.PLAN_TEMPLATE`;
+``edit`` and ``write`` then stay in the catalog but may touch only that file
+(``plan_mode_tool_blocked`` otherwise). ``update_plan`` keeps a checklist alongside.
 
-The catalog of a turn is fixed when the turn starts: after ``plan_exit`` the implementation
-tools appear from the next turn on. Subagent sessions are never in plan mode and get no plan
-tools or planning guidance: planning belongs to the root session.
+``plan_exit`` shows the plan to the host (a :data:`~lash.plugins.plan_file.PlanExitPrompt`)
+and offers three answers: implement now (the result carries ``next_turn_input`` for the host
+to submit), keep planning, or implement in a fresh context (the turn ends as an agent-frame
+switch into ``plan-frame-{id}`` whose only input is a short pointer to the plan). Every answer
+but "keep planning" turns plan mode off. Mode, checklist and plan path are plugin state,
+committed with every turn.
+
+The catalog of a turn is fixed when the turn starts: after "implement now" the
+implementation tools appear from the next turn on. Subagent sessions are never in plan mode
+and get no plan tools or planning guidance: planning belongs to the root session.
 
 Every accepted ``update_plan`` is published as a plugin runtime event named
 ``update_plan.snapshot`` (payload: ``explanation``, ``plan``, ``generation``) at the next
-checkpoint or at the end of the turn, so a UI can show the checklist as it changes.
+checkpoint or at the end of the turn; ``plan_mode.state`` (``session_id``, ``enabled``,
+``plan_path``) is published when a planning turn starts and when ``plan_exit`` ends planning.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from lash.plugins._common import READ_ONLY_TOOLS, is_subagent_session
+from lash.plugins.plan_file import (
+    FRESH_CONTEXT,
+    IMPLEMENT_NOW,
+    KEEP_PLANNING,
+    PlanExitAnswer,
+    PlanExitPrompt,
+    PlanExitRequest,
+    PlanReport,
+    PlanReview,
+    confirmation_display,
+    display_path,
+    fresh_context_input,
+    next_turn_input,
+    plan_file_path,
+    read_plan_report,
+    seed_plan_file,
+)
 from lash.runtime.plugins import (
     CheckpointContext,
     Directive,
@@ -28,25 +59,42 @@ from lash.runtime.plugins import (
     Plugin,
     PluginSessionContext,
     PrepareContext,
+    ShortCircuitTool,
+    SwitchAgentFrame,
+    ToolCallContext,
 )
 from lash.tools import FunctionTool, ToolError
 from lash.tools.base import Tool, ToolContext
-from lash.types import Message, TextPart
+from lash.types import LlmRequest, Message, TextPart, ToolCallOutput, ToolCallPart
 
 __all__ = [
     "PLANNING_GUIDANCE",
+    "PLAN_MODE_ALLOWED_TOOLS",
+    "PLAN_MODE_STATE_EVENT",
     "PLAN_SNAPSHOT_EVENT",
     "PLAN_STATUSES",
     "READ_ONLY_TOOLS",
+    "Approve",
     "PlanMode",
     "plan_snapshot_event",
+    "render_plan",
 ]
 
 PLAN_STATUSES = ("pending", "in_progress", "completed")
 
 _PLAN_TOOLS = frozenset({"update_plan", "plan_exit"})
+_FILE_TOOLS = frozenset({"edit", "write"})
+
+PLAN_MODE_ALLOWED_TOOLS = (
+    frozenset({"ask", "fetch_url", "glob", "grep", "read_file", "search_tools", "search_web"})
+    | _FILE_TOOLS
+    | _PLAN_TOOLS
+)
+"""The planning catalog when a workspace holds the plan file (``edit``/``write`` limited to
+that file). Without a workspace there is no file to confine them to, so they are left out."""
 
 PLAN_SNAPSHOT_EVENT = "update_plan.snapshot"
+PLAN_MODE_STATE_EVENT = "plan_mode.state"
 
 PLANNING_GUIDANCE = (
     "Planning: use update_plan for substantial multi-step work and skip it for trivial asks. "
@@ -57,7 +105,8 @@ PLANNING_GUIDANCE = (
 )
 
 Approve = Callable[[list[dict[str, str]]], Awaitable[bool]]
-"""Asked on ``plan_exit`` with the current plan: True leaves plan mode."""
+"""The older yes/no decision, asked with the checklist: True is "implement now", False is
+"keep planning" (for hosts written before the three-way :data:`PlanExitPrompt`)."""
 
 _UPDATE_PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -84,7 +133,13 @@ _UPDATE_PLAN_SCHEMA: dict[str, Any] = {
 
 
 class PlanMode(Plugin):
-    """The ``plan_mode`` plugin (``enabled`` is the state of a new session)."""
+    """The ``plan_mode`` plugin (``enabled`` is the state of a new session).
+
+    ``workspace`` is the directory holding ``.lash/plans/`` (use the workspace tools' root);
+    without it there is no plan file and the checklist is the plan. ``prompt`` asks the host
+    the three-way ``plan_exit`` question; ``approve`` is the older yes/no form. With neither,
+    ``plan_exit`` approves "implement now" on the host's behalf.
+    """
 
     id = "plan_mode"
 
@@ -92,15 +147,27 @@ class PlanMode(Plugin):
         self,
         *,
         enabled: bool = True,
-        allowed_tools: Iterable[str] = READ_ONLY_TOOLS,
+        allowed_tools: Iterable[str] | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        prompt: PlanExitPrompt | None = None,
         approve: Approve | None = None,
     ) -> None:
         super().__init__()
+        if prompt is not None and approve is not None:
+            raise ValueError("give plan mode a prompt or an approve callback, not both")
         self._start_enabled = enabled
+        self.workspace = Path(workspace).resolve() if workspace is not None else None
+        if allowed_tools is None:
+            base = PLAN_MODE_ALLOWED_TOOLS
+            allowed_tools = base if self.workspace is not None else base - _FILE_TOOLS
         self.allowed_tools = frozenset(allowed_tools) | _PLAN_TOOLS
+        self._prompt = prompt
         self._approve = approve
         self._inert = False
         self._published = 0
+        self._announce: bool | None = None
+        self._switch: SwitchAgentFrame | None = None
+        self._session_id = ""
         self._update_plan = FunctionTool.from_schema(
             "update_plan",
             "Replace the plan checklist. Each step is pending, in_progress or completed; at "
@@ -111,8 +178,8 @@ class PlanMode(Plugin):
         )
         self._plan_exit = FunctionTool.from_schema(
             "plan_exit",
-            "Leave plan mode once the plan is ready; implementation tools become available "
-            "from the next turn.",
+            "Ask the user to review the plan and decide: implement now, keep planning, or "
+            "implement in a fresh context.",
             {"type": "object", "properties": {}, "additionalProperties": False},
             self._run_plan_exit,
             threaded=False,
@@ -122,11 +189,15 @@ class PlanMode(Plugin):
 
     async def open_session(self, ctx: PluginSessionContext) -> None:
         self._inert = is_subagent_session(ctx.session_id)
+        self._session_id = ctx.session_id
         self.state = dict(ctx.state) or {
             "enabled": self._start_enabled and not self._inert,
             "generation": 0,
             "plan": [],
         }
+        path = self.plan_file
+        if path is not None and self.workspace is not None:
+            self.state["plan_path"] = display_path(self.workspace, path)
         self._published = self.generation
 
     @property
@@ -144,13 +215,49 @@ class PlanMode(Plugin):
         """Bumped by every accepted plan update."""
         return int(self.state.get("generation", 0))
 
-    def enable(self) -> None:
+    @property
+    def plan_file(self) -> Path | None:
+        """This session's plan file (``None`` without a workspace)."""
+        if self.workspace is None or self._inert or not self._session_id:
+            return None
+        return plan_file_path(self.workspace, self._session_id)
+
+    @property
+    def plan_path(self) -> str | None:
+        """The plan file as shown to the model and the host (relative to the workspace)."""
+        value = self.state.get("plan_path")
+        return str(value) if value else None
+
+    def enable(self) -> dict[str, Any]:
         """Enter plan mode (takes effect at the next turn; committed with it)."""
         self.state = {**self.state, "enabled": True}
+        return self.status()
 
-    def disable(self) -> None:
+    def disable(self) -> dict[str, Any]:
         """Leave plan mode (takes effect at the next turn; committed with it)."""
         self.state = {**self.state, "enabled": False}
+        return self.status()
+
+    def toggle(self) -> dict[str, Any]:
+        """Flip plan mode."""
+        return self.disable() if self.enabled else self.enable()
+
+    def status(self) -> dict[str, Any]:
+        """What the host operations of lash return: ``{session_id, enabled, plan_path}``."""
+        return {
+            "session_id": self._session_id,
+            "enabled": self.enabled,
+            "plan_path": self.plan_path,
+        }
+
+    def read_plan(self) -> PlanReport:
+        """The plan file as it is now (seeding it first when planning and it is missing)."""
+        path = self.plan_file
+        if path is None:
+            return PlanReport(display_path="")
+        if self.enabled:
+            seed_plan_file(path)
+        return read_plan_report(path, self.plan_path or path.as_posix())
 
     # --- catalog --------------------------------------------------------------------------
 
@@ -164,6 +271,34 @@ class PlanMode(Plugin):
             return tools
         return {name: t for name, t in tools.items() if name in self.allowed_tools}
 
+    async def before_tool_call(
+        self, ctx: ToolCallContext, call: ToolCallPart
+    ) -> ShortCircuitTool | None:
+        if not self.enabled or call.name not in _FILE_TOOLS:
+            return None
+        blocked = self._file_tool_blocked(call)
+        if blocked is None:
+            return None
+        return ShortCircuitTool(
+            output=ToolCallOutput(
+                status="failure", payload=blocked, error_code="plan_mode_tool_blocked"
+            )
+        )
+
+    def _file_tool_blocked(self, call: ToolCallPart) -> str | None:
+        """Why a file tool may not run while planning (``None``: it targets the plan file)."""
+        path, workspace = self.plan_file, self.workspace
+        if path is None or workspace is None:
+            return None  # the host allowed file tools without a plan file to confine them to
+        target = call.arguments.get("path")
+        if not isinstance(target, str) or not target.strip():
+            return f"plan mode needs `{call.name}.path`"
+        candidate = Path(target)
+        resolved = (candidate if candidate.is_absolute() else workspace / candidate).resolve()
+        if resolved != path.resolve():
+            return f"plan mode lets `{call.name}` change only `{self.plan_path}`"
+        return None
+
     async def transform_context(
         self, ctx: PrepareContext, messages: list[Message]
     ) -> list[Message]:
@@ -171,10 +306,16 @@ class PlanMode(Plugin):
             return messages
         notes: list[str] = [PLANNING_GUIDANCE]
         if self.enabled:
+            where = (
+                f"write the plan in `{self.plan_path}` (the only file you may change, with "
+                "edit or write)"
+                if self.plan_path
+                else "keep the checklist current with update_plan"
+            )
             notes.append(
-                "Plan mode is on: explore with the read-only tools, keep the checklist "
-                "current with update_plan, and call plan_exit when the plan is ready. Do not "
-                "change files or run commands yet."
+                f"Plan mode is on: explore with the read-only tools, {where}, and call "
+                "plan_exit when the plan is ready for review. Do not change code or run "
+                "commands yet."
             )
         if self.plan:
             notes.append("Current plan:\n" + render_plan(self.plan))
@@ -183,23 +324,45 @@ class PlanMode(Plugin):
         )
         return [*messages, note]
 
+    async def prepare_turn(self, ctx: PrepareContext) -> Sequence[Directive]:
+        self._switch = None
+        if self._inert or not self.enabled:
+            return ()
+        self.read_plan()  # seeds the template on the first planning turn
+        return [EmitEvent(event=self._state_event())]
+
+    async def before_llm_call(
+        self, ctx: PrepareContext, request: LlmRequest
+    ) -> SwitchAgentFrame | None:
+        switch, self._switch = self._switch, None
+        return switch
+
     async def checkpoint(self, ctx: CheckpointContext) -> Sequence[Directive]:
         return self._publish()
 
     async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Directive]:
         return self._publish()
 
+    def _state_event(self) -> dict[str, Any]:
+        return {"name": PLAN_MODE_STATE_EVENT, "payload": self.status()}
+
     def _publish(self) -> list[Directive]:
-        """The snapshot event for plan updates not yet published (at most one per call)."""
+        """Events not yet published: the plan snapshot (once per update) and the end of
+        planning."""
+        out: list[Directive] = []
+        if self._announce is not None:
+            self._announce = None
+            out.append(EmitEvent(event=self._state_event()))
         if self._inert or self.generation <= self._published:
-            return []
+            return out
         self._published = self.generation
         snapshot = {
             "explanation": self.state.get("explanation"),
             "plan": self.plan,
             "generation": self.generation,
         }
-        return [EmitEvent(event=plan_snapshot_event(snapshot))]
+        out.append(EmitEvent(event=plan_snapshot_event(snapshot)))
+        return out
 
     # --- tools ----------------------------------------------------------------------------
 
@@ -219,16 +382,69 @@ class PlanMode(Plugin):
         }
         return {"generation": generation, "plan": plan}
 
+    async def _ask(self, request: PlanExitRequest) -> PlanExitAnswer:
+        if self._prompt is not None:
+            answer = await self._prompt(request)
+            if not isinstance(answer, PlanExitAnswer) or answer.selection not in request.options:
+                raise ToolError(
+                    f"the host answered plan_exit with {answer!r}; expected one of "
+                    f"{list(request.options)}",
+                    code="invalid_plan_exit_answer",
+                )
+            return answer
+        if self._approve is not None:
+            approved = await self._approve(self.plan)
+            return PlanExitAnswer(selection=IMPLEMENT_NOW if approved else KEEP_PLANNING)
+        return PlanExitAnswer(selection=IMPLEMENT_NOW)
+
     async def _run_plan_exit(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         if not self.enabled:
             raise ToolError("plan mode is not active", code="plan_mode_inactive")
-        if self._approve is not None and not await self._approve(self.plan):
-            return {"approved": False, "message": "Keep planning: the plan was not approved."}
+        report = self.read_plan()
+        shown = self.plan_path
+        checklist = render_plan(self.plan)
+        review = report.review_markdown() if shown else (checklist or "(no plan written yet)")
+        request = PlanExitRequest(
+            question=f"Review the plan in `{shown}`. What next?"
+            if shown
+            else "Review the plan. What next?",
+            review=PlanReview(title="PLAN", markdown=review),
+            plan_path=shown or "",
+            checklist=tuple(self.plan),
+        )
+        answer = await self._ask(request)
+        base: dict[str, Any] = {
+            "plan_path": shown or "",
+            "answer": answer.to_json(),
+            "plan": self.plan,
+        }
+        if answer.selection == KEEP_PLANNING:
+            return {
+                "approved": False,
+                **base,
+                "message": "Keep planning: the plan was not approved yet.",
+            }
         self.disable()
+        self._announce = False
+        if answer.selection == FRESH_CONTEXT:
+            frame_id = f"plan-frame-{uuid.uuid4().hex}"
+            self._switch = SwitchAgentFrame(
+                frame_id=frame_id, task=fresh_context_input(shown, checklist)
+            )
+            return {
+                "approved": True,
+                **base,
+                "execution_mode": "fresh_context",
+                "frame_id": frame_id,
+                "message": "Plan approved; implementation continues in a fresh context.",
+            }
         return {
             "approved": True,
+            **base,
+            "execution_mode": "current_session",
+            "confirmation_display": confirmation_display(answer.selection, answer.note),
+            "next_turn_input": next_turn_input(shown, answer.note),
             "message": "Plan mode is off; implementation tools are available from the next turn.",
-            "plan": self.plan,
         }
 
 
