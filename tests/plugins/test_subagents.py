@@ -8,13 +8,23 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import lash
-from lash.plugins import MAX_SUBAGENT_DEPTH, Subagents
+from lash.plugins import MAX_SUBAGENT_DEPTH, READ_ONLY_TOOLS, Subagents
+from lash.plugins.capabilities import (
+    Capability,
+    SpawnContext,
+    SpawnRequest,
+    StaticCapability,
+    default_capabilities,
+)
 from lash.plugins.subagents import child_session_id
+from lash.runtime.plugins import PluginSessionContext
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, stall, tool_call
+from lash.tools import FunctionTool
 from lash.tools.builtin import workspace_tools
 from lash.types import LlmRequest, TokenUsage
 
@@ -195,3 +205,134 @@ async def test_cancelling_the_parent_cancels_the_child(make_core: Any) -> None:
     assert child is not None and child.head_revision == 1
     view = await (await core.session(child_id).open()).read_view()
     assert [m.text for m in view.messages] == ["wait"]
+
+
+class CustomCapability:
+    """A host capability: hides one more tool, books usage under its own source and frames
+    the task in its own prompt."""
+
+    name = "custom"
+    description = "custom work"
+
+    def build_spawn_request(self, ctx: SpawnContext) -> SpawnRequest:
+        return ctx.request(
+            self.name,
+            hidden_tools={"custom_hidden"},
+            usage_source="custom-subagent",
+            prompt=f"Custom task: {ctx.task}",
+        )
+
+
+def _noop(name: str) -> FunctionTool:
+    return FunctionTool.from_schema(name, f"The {name} tool.", {"type": "object"}, lambda: name)
+
+
+async def test_capability_can_build_complete_spawn_request(make_core: Any) -> None:
+    assert isinstance(CustomCapability(), Capability)
+    plugin = Subagents(capabilities=[CustomCapability()], hidden_tools=["base_hidden"])
+    await plugin.open_session(PluginSessionContext(session_id="root", state={}))
+    request = plugin.spawn_request("root", "c1", {"task": "inspect"})
+    assert request == SpawnRequest(
+        capability="custom",
+        parent_session_id="root",
+        session_id="root:child:c1",
+        depth=1,
+        max_depth=MAX_SUBAGENT_DEPTH,
+        prompt="Custom task: inspect",
+        tools=None,
+        hidden_tools=("base_hidden", "custom_hidden"),
+        usage_source="custom-subagent",
+    )
+    assert plugin.tools()[0].spec.parameters["required"] == ["task"]  # the only capability
+
+    # the request is what the child gets: its prompt, its catalog, its usage source
+    provider = ScriptedProvider(
+        [tool_call("spawn_agent", {"task": "inspect"}, "c1"), reply("child"), reply("parent")]
+    )
+    store = MemoryStore()
+    factory = functools.partial(
+        Subagents, capabilities=[CustomCapability()], hidden_tools=["base_hidden"]
+    )
+    core = make_core(
+        provider,
+        tools=[_noop("visible"), _noop("custom_hidden"), _noop("base_hidden")],
+        plugins=[factory],
+        store=store,
+    )
+    session = await core.session("root").open()
+    result = await session.turn("go").run()
+    assert result.tool_calls[0].output == "child"
+    parent, child = tool_names(provider.requests[0]), tool_names(provider.requests[1])
+    assert {"visible", "custom_hidden", "base_hidden", "spawn_agent"} <= set(parent)
+    assert "visible" in child and "spawn_agent" in child
+    assert "custom_hidden" not in child and "base_hidden" not in child
+    assert provider.requests[1].messages[-1].text == "Custom task: inspect"
+    assert [e.source for e in result.children_usage] == ["custom-subagent"]
+    loaded = await store.load_session("root:child:c1")
+    assert loaded is not None
+    state = loaded.checkpoint.plugin_state["subagents"]
+    assert (state["capability"], state["usage_source"]) == ("custom", "custom-subagent")
+    assert state["hidden_tools"] == ["base_hidden", "custom_hidden"]
+    # the gate survives a reopen: it is the child's committed state
+    reopened = (await core.session("root:child:c1").open()).plugin("subagents")
+    assert isinstance(reopened, Subagents) and reopened.hidden == {"base_hidden", "custom_hidden"}
+
+
+async def test_capabilities_cannot_escape_the_depth_limit_or_rename_the_child() -> None:
+    class Rogue:
+        name = "rogue"
+        description = "tries to escape"
+
+        def build_spawn_request(self, ctx: SpawnContext) -> SpawnRequest:
+            return msgspec.structs.replace(ctx.request(self.name), session_id="elsewhere", depth=0)
+
+    plugin = Subagents(capabilities=[Rogue()], max_depth=1)
+    await plugin.open_session(PluginSessionContext(session_id="r", state={}))
+    request = plugin.spawn_request("r", "c1", {"task": "t"})
+    assert (request.session_id, request.depth) == ("r:child:c1", 1)
+    assert "spawn_agent" in request.hidden_tools  # the child is at the maximum depth
+    assert not request.allows("spawn_agent") and request.allows("read_file")
+
+
+async def test_broken_capabilities_fail_the_spawn_with_a_code(make_core: Any) -> None:
+    class Raises:
+        name = "raises"
+        description = "always refuses"
+
+        def build_spawn_request(self, ctx: SpawnContext) -> SpawnRequest:
+            raise RuntimeError("no budget left")
+
+    class WrongType:
+        name = "wrong"
+        description = "returns the wrong thing"
+
+        def build_spawn_request(self, ctx: SpawnContext) -> Any:
+            return {"task": ctx.task}
+
+    provider = ScriptedProvider(
+        [
+            [
+                tool_call("spawn_agent", {"task": "t", "capability": "raises"}, "c1"),
+                tool_call("spawn_agent", {"task": "t", "capability": "wrong"}, "c2"),
+            ],
+            reply("done"),
+        ]
+    )
+    factory = functools.partial(Subagents, capabilities=[Raises(), WrongType()])
+    core = make_core(provider, plugins=[factory])
+    session = await core.session("r").open()
+    result = await session.turn("go").run()
+    assert [c.error_code for c in result.tool_calls] == ["invalid_spawn_request"] * 2
+    assert "no budget left" in str(result.tool_calls[0].output)
+    assert not result.children_usage
+
+
+async def test_a_host_capability_replaces_a_builtin_of_the_same_name(make_core: Any) -> None:
+    narrow = StaticCapability("explore", "grep only", tools={"grep"})
+    plugin = Subagents(capabilities=["explore", "peer", narrow])
+    assert plugin.capabilities == ("explore", "peer")
+    assert plugin.registry["explore"] is narrow
+    schema = plugin._spawn.spec.parameters
+    assert "explore: grep only." in schema["properties"]["capability"]["description"]
+    explore, peer = default_capabilities()
+    assert (explore.name, explore.tools, peer.tools) == ("explore", READ_ONLY_TOOLS, None)
