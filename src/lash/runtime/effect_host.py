@@ -144,6 +144,26 @@ class TurnControl:
         self._gates[key] = GateState(status="completion_sealed")
         return None
 
+    async def seal_before_commit(
+        self, session_id: str, turn_id: str, local_evidence: CancellationEvidence | None
+    ) -> CancellationEvidence | None:
+        """The seal the turn driver awaits before it commits: :meth:`seal`, and for a host
+        whose gate also lives elsewhere (a durable promise), that gate's first writer too.
+
+        The answer decides what is committed: evidence means the turn ends cancelled even if
+        it finished, because a cancel request won the gate first.
+        """
+        return self.seal(session_id, turn_id, local_evidence)
+
+    def adopt(self, session_id: str, turn_id: str, gate: GateState) -> None:
+        """Take a gate decided elsewhere (a durable gate's first writer) as this one's."""
+        key = (session_id, turn_id)
+        self._gates[key] = gate
+        self._trim()
+        event = self._events.get(key)
+        if event is not None and gate.status == "cancel_requested":
+            event.set()
+
     def terminal(self, session_id: str, turn_id: str) -> asyncio.Future[Any]:
         """The future resolved with a turn's committed result (failed for a revoked session)."""
         if session_id in self._revoked:

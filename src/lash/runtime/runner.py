@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,7 @@ from lash.tools.dispatch import (
     BATCH_TOOL_SPEC,
     BatchChild,
     BatchChildOutcome,
+    ToolAttempt,
     run_batch,
 )
 from lash.tools.grants import GrantSource, ToolExecutionGrant, resolve_grants
@@ -757,9 +758,11 @@ class PhysicalTurn:
         parent_call_id: str | None = None,
     ) -> ToolCallOutput:
         """One tool call: argument and membership checks, ``before_tool_call`` hooks, then the
-        attempt(s) through the effect host, each completed attempt passing the
-        ``after_tool_call`` hooks inside the attempt (so a replayed attempt returns the hooked
-        output). Never raises for tool failures."""
+        attempts, each its own effect ``<key>:attempt:<n>`` through the effect host, each
+        completed attempt passing the ``after_tool_call`` hooks inside the attempt (so a
+        replayed attempt returns the hooked output). The retry decision is made between
+        attempt effects and the back-off is the host's sleep effect ``<key>:attempt:<n>:sleep``
+        (a durable timer on a journaling host). Never raises for tool failures."""
         malformed = _malformed_arguments(call)
         if malformed is not None:
             return ToolCallOutput(
@@ -834,18 +837,26 @@ class PhysicalTurn:
                 contexts.append(ctx)
                 return ctx
 
-            async def run() -> ToolCallOutput:
-                return await execute_tool_call(
+            async def run_attempt(
+                attempt: ToolAttempt, execute: Callable[[], Awaitable[ToolCallOutput]]
+            ) -> ToolCallOutput:
+                return await self.host.run_effect(
+                    self.scope,
+                    "tool_attempt",
+                    f"{key}:attempt:{attempt.attempt}",
+                    attempt,
+                    execute,
+                    result_type=ToolCallOutput,
+                )
+
+            try:
+                output = await execute_tool_call(
                     tool,
                     call,
                     make_context=make_context,
                     sleep=effect_sleeper(self.host, self.scope, f"{key}:attempt", self.cfg.sleep),
                     after_attempt=after_hooks,
-                )
-
-            try:
-                output = await self.host.run_effect(
-                    self.scope, "tool_attempt", key, call, run, result_type=ToolCallOutput
+                    run_attempt=run_attempt,
                 )
                 output = await settle_pending(
                     self.host,
@@ -985,7 +996,9 @@ class PhysicalTurn:
                     request_id=f"internal:{self.turn_id}", requested_at_ms=self.cfg.clock.now_ms()
                 )
             )
-        evidence = control.seal(self.session_id, self.turn_id, local)
+        # awaited before anything commits: a cancel that won a durable gate between the last
+        # gate read and this seal makes the turn end cancelled (first writer wins)
+        evidence = await control.seal_before_commit(self.session_id, self.turn_id, local)
         if lost:
             raise LashRuntimeError(
                 RuntimeErrorCode.SESSION_EXECUTION_LEASE_LOST,

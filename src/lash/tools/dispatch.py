@@ -2,9 +2,13 @@
 model-callable ``batch`` tool.
 
 Each attempt gets a fresh :class:`ToolContext` from ``make_context(attempt)`` (so its
-idempotency key is per attempt) and the delay between attempts goes through the injected
-``sleep`` (the effect host may journal it). Retries happen only when the tool's policy is
-``safe``/``idempotent`` **and** the failure itself says it is transient.
+idempotency key is per attempt) and is one atomic effect: ``run_attempt`` receives its
+:class:`ToolAttempt` envelope and a closure that invokes the tool and its ``after_attempt``
+hooks, and returns the attempt's output (a journaling host may return a recorded one). The
+retry decision is made here, *between* attempt effects, from that output, and the delay goes
+through the injected ``sleep`` (the effect host may make it a durable timer). Retries happen
+only when the tool's policy is ``safe``/``idempotent`` **and** the failure itself says it is
+transient.
 
 ``batch`` runs up to 25 independent calls at once. Its children are dispatched by the
 running turn (each child is its own tool call with its own attempts), so the tool needs a
@@ -25,6 +29,32 @@ from lash.tools._jsonschema import validate
 from lash.tools._outputs import failure, failure_from_exception, failure_message
 from lash.tools.base import Tool, ToolContext, ToolRetryPolicy
 from lash.types import ToolCallOutput, ToolCallPart, ToolSpec
+from lash.types._base import Record
+
+
+class ToolAttempt(Record, frozen=True, kw_only=True):
+    """The envelope of one tool attempt effect: which call, which attempt, out of how many.
+
+    A journaling host hashes it, so a replay that rebuilt a different call or retry limit is
+    caught at the attempt it diverges on.
+    """
+
+    call: ToolCallPart
+    attempt: int
+    max_attempts: int
+
+
+ToolAttemptRunner = Callable[
+    [ToolAttempt, Callable[[], Awaitable[ToolCallOutput]]], Awaitable[ToolCallOutput]
+]
+"""Runs one attempt's closure as an effect (``attempt.attempt`` is 1-based)."""
+
+
+async def _run_inline(
+    attempt: ToolAttempt, execute: Callable[[], Awaitable[ToolCallOutput]]
+) -> ToolCallOutput:
+    return await execute()
+
 
 __all__ = [
     "BATCH_TOOL",
@@ -35,6 +65,8 @@ __all__ = [
     "BatchChildOutcome",
     "BatchDispatch",
     "BatchTool",
+    "ToolAttempt",
+    "ToolAttemptRunner",
     "execute_tool_call",
     "retry_delay_ms",
     "run_batch",
@@ -51,6 +83,7 @@ async def execute_tool_call(
     base_delay_ms: int = 200,
     max_delay_ms: int = 5000,
     after_attempt: Callable[[ToolCallOutput], Awaitable[ToolCallOutput]] | None = None,
+    run_attempt: ToolAttemptRunner = _run_inline,
 ) -> ToolCallOutput:
     """Execute ``call`` with ``tool`` and return its full output (``attempts`` filled in).
 
@@ -61,7 +94,8 @@ async def execute_tool_call(
     ``after_attempt`` (the session's ``after_tool_call`` hooks) sees every *completed*
     attempt, before the retry decision and before exhaustion is marked, and may replace its
     output; a pending launch is not a completed result, so it skips the hooks and ends the
-    attempts.
+    attempts. The hooks run inside the attempt's effect, so a replayed attempt hands back the
+    hooked output without running them again.
     """
     if tool is None:
         return failure("tool_unavailable", f"Tool '{call.name}' is unavailable in this session")
@@ -74,11 +108,17 @@ async def execute_tool_call(
 
     attempt = 1
     while True:
-        output = await _attempt(tool, make_context(attempt), call.arguments)
+
+        async def execute(n: int = attempt) -> ToolCallOutput:
+            output = await _attempt(tool, make_context(n), call.arguments)
+            if after_attempt is not None and not _is_pending(output):
+                output = await after_attempt(output)
+            return output
+
+        envelope = ToolAttempt(call=call, attempt=attempt, max_attempts=limit)
+        output = await run_attempt(envelope, execute)
         if _is_pending(output):
             return _with_attempts(output, attempt)
-        if after_attempt is not None:
-            output = await after_attempt(output)
         if output.status != "failure" or not output.retryable or limit == 1:
             return _with_attempts(output, attempt)
         if attempt >= limit:

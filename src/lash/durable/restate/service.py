@@ -188,8 +188,14 @@ def replay_failure(host: RestateEffectHost, err: LashRuntimeError) -> Exception:
 
 
 class _JournaledTurnControl(TurnControl):
-    """The run handler's turn control: the runner's seal and terminal publication also close
-    the durable gate and resolve the durable terminal (eagerly issued, awaited after the turn).
+    """The run handler's turn control: the runner's seal closes the durable gate and waits
+    for its answer before the turn commits; terminal publication resolves the durable
+    terminal (eagerly issued, awaited after the turn).
+
+    The durable gate is the one ``request_cancel`` writes, and it can be closed by a cancel
+    the turn never read (one landing after the last gate read). The seal therefore resolves
+    that promise first-writer-wins and adopts whatever stands: a cancel that got there first
+    makes the turn end, and commit, cancelled.
 
     After a replay mismatch the seal refuses (so nothing is committed) and nothing more is
     written.
@@ -220,6 +226,21 @@ class _JournaledTurnControl(TurnControl):
             self.pending.append(promise.resolve(to_builtins(gate)))
         return evidence
 
+    async def seal_before_commit(
+        self, session_id: str, turn_id: str, local_evidence: CancellationEvidence | None
+    ) -> CancellationEvidence | None:
+        diverged = self.host.divergence() if self.host is not None else None
+        if diverged is not None:
+            raise diverged  # a replay that left its journal's path commits nothing
+        evidence = TurnControl.seal(self, session_id, turn_id, local_evidence)
+        if self.halted():
+            return evidence
+        gate = await _close_gate(self._workflow, evidence)
+        if gate.status == "cancel_requested" and gate.evidence is not None:
+            self.adopt(session_id, turn_id, gate)
+            return gate.evidence
+        return evidence
+
     def publish_terminal(self, session_id: str, turn_id: str, result: Any) -> None:
         super().publish_terminal(session_id, turn_id, result)
         if not self.halted():
@@ -231,6 +252,22 @@ class _JournaledTurnControl(TurnControl):
             with contextlib.suppress(TerminalError):
                 await write
         self.pending.clear()
+
+
+async def _close_gate(workflow: Any, evidence: CancellationEvidence | None) -> GateState:
+    """Resolve the durable gate (first writer wins) and return the gate that stands; one
+    journaled write when nobody got there first, a read more when somebody did."""
+    gate = GateState(
+        status="cancel_requested" if evidence is not None else "completion_sealed",
+        evidence=evidence,
+    )
+    promise = workflow.promise(CANCEL_PROMISE, type_hint=dict[str, Any])
+    try:
+        await promise.resolve(to_builtins(gate))
+    except TerminalError:
+        seen = await promise.peek()
+        return gate if seen is None else msgspec.convert(seen, type=GateState)
+    return gate
 
 
 def _publish(workflow: Any, terminal: dict[str, Any]) -> Awaitable[Any]:
