@@ -1,5 +1,6 @@
 """Context plugins: rolling history (prompt view only), compaction into a new frame,
-observational memory, and llm_query's usage."""
+observational memory beside them (its own rows are in ``test_observational_memory.py``), and
+llm_query's usage."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from lash.plugins import (
     LlmQuery,
     LlmTools,
     ObservationalMemory,
+    ObservationalMemoryConfig,
     RollingHistory,
     model_summariser,
 )
 from lash.plugins.history import estimate_tokens, render_transcript
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, provider_error, reply, tool_call
-from lash.types import Message, ModelSpec, TokenUsage, TurnResult
+from lash.types import Message, ModelSpec, TokenUsage
 
 
 def texts(messages: Sequence[Message]) -> list[str]:
@@ -123,55 +125,28 @@ def test_transcript_shows_tool_calls() -> None:
     assert render_transcript([msg]) == 'assistant: [calls grep({"pattern":"x"})]'
 
 
-async def test_observational_memory_keeps_bounded_notes_in_the_prompt(make_core: Any) -> None:
-    async def observer(result: TurnResult) -> list[str]:
-        return [f"assistant said: {result.assistant_text}"]
-
-    provider = ScriptedProvider(
-        [
-            tool_call("remember", {"note": "User prefers   short answers"}, "c1"),
-            reply("noted"),
-            reply("second"),
-        ]
+async def test_observational_memory_and_rolling_history_compose(make_core: Any) -> None:
+    """Memory rewrites the prompt first; the rolling window then trims what is left."""
+    observed = "<observations>\n* 🔴 User talked about cats\n</observations>"
+    observer = ScriptedProvider([reply(observed), reply(observed)])
+    config = ObservationalMemoryConfig(
+        observation_buffer_tokens=0,
+        observation_message_tokens=40,
+        observation_block_after_tokens=40,
     )
-    store = MemoryStore()
-    memory = functools.partial(ObservationalMemory, observer=observer, max_notes=2)
-    core = make_core(provider, plugins=[memory], store=store)
+    memory = functools.partial(ObservationalMemory, config, provider=observer, model="obs")
+    history = functools.partial(RollingHistory, max_context_tokens=100_000)
+    provider = ScriptedProvider([reply("cats purr " * 20), reply("ok")])
+    core = make_core(provider, plugins=[memory, history])
     session = await core.session("s").open()
-    await session.turn("I like short answers").run()
-    await session.close()
-
-    reopened = await core.session("s").open()
-    await reopened.turn("again").run()
-    system = provider.requests[-1].messages[0]
-    assert system.role == "system"
-    assert system.text.splitlines()[1:] == [
-        "- User prefers short answers",
-        "- assistant said: noted",
-    ]
-    loaded = await store.load_session("s")
-    assert loaded is not None
-    # bounded to two notes: the oldest went when the third arrived
-    assert loaded.checkpoint.plugin_state["observational_memory"]["notes"] == [
-        "assistant said: noted",
-        "assistant said: second",
-    ]
-    view = await reopened.read_view()
-    assert all(m.role != "system" for m in view.messages)
-
-
-def test_observational_memory_bounds_by_characters() -> None:
-    memory = ObservationalMemory(max_chars=30, max_note_chars=20, remember_tool=False)
-    assert memory.tools() == ()
-    assert not memory.add_note("   ")
-    memory.add_note("a" * 50)
-    assert memory.notes == ["a" * 19 + "…"]
-    memory.add_note("b" * 15)
-    assert memory.notes == ["b" * 15]
-    memory.add_note("b" * 15)
-    assert memory.notes == ["b" * 15]
-    with pytest.raises(ValueError):
-        ObservationalMemory(max_notes=0)
+    await session.turn("tell me about cats " * 5).run()
+    await session.turn("and dogs?").run()
+    prompt = provider.requests[-1].messages
+    assert "User talked about cats" in prompt[1].text
+    assert texts(prompt)[-1] == "and dogs?"
+    assert not any("cats purr" in t for t in texts(prompt))
+    view = await session.read_view()
+    assert texts(view.messages)[0] == "tell me about cats " * 5  # durable history intact
 
 
 async def test_llm_query_answers_and_reports_its_usage(make_core: Any) -> None:

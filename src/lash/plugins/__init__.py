@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lash.plugins.budget import ToolOutputBudget
 from lash.plugins.history import Compaction, RollingHistory, model_summariser
 from lash.plugins.llm_query import LlmQuery, LlmTools
-from lash.plugins.memory import ObservationalMemory
+from lash.plugins.memory import ObservationalMemory, ObservationalMemoryConfig
 from lash.plugins.plan_mode import READ_ONLY_TOOLS, PlanMode
 from lash.plugins.subagents import MAX_SUBAGENT_DEPTH, Subagents
 
@@ -30,6 +30,7 @@ __all__ = [
     "LlmTools",
     "McpServers",
     "ObservationalMemory",
+    "ObservationalMemoryConfig",
     "PlanMode",
     "RollingHistory",
     "StdioServer",

@@ -1,120 +1,570 @@
-"""Observational memory: short notes that outlive the prompt window.
+"""Observational memory: a model-maintained observation log in place of old conversation.
 
-Notes come from the model (the ``remember`` tool) and/or from an injected observer that
-looks at each finished turn. They live in the plugin's state (committed with every turn) and
-are put in front of every prompt as one system message. The memory is bounded: at most
-``max_notes`` notes and ``max_chars`` characters, oldest dropped first, so it can never grow
-the prompt without limit.
+The context strategy of lash's ``observational_memory`` plugin. An *observer* model call turns
+stretches of conversation into terse, dated observations; a *reflector* call condenses the log
+when it grows. The log lives as plugin nodes in the session graph (see
+:mod:`lash.plugins._memory_state`), so it is as durable as the turns it describes and is
+restored by reading the graph.
+
+Two paths keep it current:
+
+- **After each commit** (``turn_persisted``, only once the turn is durable): when at least
+  ``observation_buffer_tokens`` of messages are unbuffered, observe them ahead of need into
+  buffered-observation nodes; when the active log reaches half of
+  ``reflection_observation_tokens`` (``reflection_buffer_activation_bps``), write a buffered
+  reflection. The append names the post-persist leaf as its required ancestor, so it is
+  refused on a branch that left that leaf and lands after any newer turn, never over it.
+- **Before a prompt** (``transform_context``): when the unobserved messages reach
+  ``observation_message_tokens`` the buffered observations are activated (the newest kept raw
+  within ``observation_buffer_tokens``); only past ``observation_block_after_tokens`` does the
+  turn wait for an observer call. Likewise the buffered reflection replaces a log over
+  ``reflection_observation_tokens``, and past ``reflection_block_after_tokens`` the turn waits
+  for a reflector call. These appends happen under the turn's own lease, before its commit.
+
+The prompt is then the leading system messages, the memory (instructions, the log with its
+hints, a continuation reminder) and the messages after ``observed_through_message_id``.
+
+The observer and reflector use the session's provider and model unless given their own; their
+usage is committed with the nodes they produced (sources ``observer`` and ``reflector``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Sequence
 from typing import Any
 
+from lash.plugins._completion import direct_completion, usage_entry, user_message
+from lash.plugins._memory_prompts import (
+    CONTEXT_PREAMBLE,
+    CONTINUATION_HINT,
+    MemoryOutput,
+    build_observer_prompt,
+    build_reflector_prompt,
+    observer_system_prompt,
+    parse_memory_output,
+    reflector_system_prompt,
+    truncate_observation_tail,
+)
+from lash.plugins._memory_state import (
+    ACTIVE_STATE_PLUGIN_TYPE,
+    BUFFERED_OBSERVATION_PLUGIN_TYPE,
+    BUFFERED_REFLECTION_PLUGIN_TYPE,
+    ActiveMemory,
+    MemoryGraphState,
+    ObservedMessage,
+    active_state_node,
+    approx_token_count,
+    buffered_observation_node,
+    buffered_reflection_node,
+    build_graph_state,
+    prefix_len_covering_tokens,
+    prefix_len_leaving_tail_budget,
+    retained_tokens_after,
+    split_message_batches,
+    total_tokens,
+    unobserved_messages,
+)
+from lash.providers.base import LlmProvider
+from lash.providers.retry import RetryPolicy
 from lash.runtime.plugins import (
-    Directive,
-    FinalizeContext,
+    AppendedPluginNodes,
     Plugin,
     PluginSessionContext,
     PrepareContext,
+    SessionGraphAccess,
+    TurnPersistedContext,
 )
-from lash.tools import FunctionTool, ToolError
-from lash.tools.base import Tool, ToolContext
-from lash.types import Message, TextPart, TurnResult
+from lash.types import (
+    Message,
+    ModelSpec,
+    PluginPayload,
+    Record,
+    SessionGraph,
+    TextPart,
+    TokenLedgerEntry,
+)
 
-__all__ = ["ObservationalMemory", "Observer"]
+__all__ = [
+    "ACTIVE_STATE_PLUGIN_TYPE",
+    "BUFFERED_OBSERVATION_PLUGIN_TYPE",
+    "BUFFERED_REFLECTION_PLUGIN_TYPE",
+    "OBSERVATIONAL_MEMORY_PLUGIN_ID",
+    "ActiveMemory",
+    "MemoryGraphState",
+    "MemoryOutput",
+    "ObservationalMemory",
+    "ObservationalMemoryConfig",
+    "build_graph_state",
+    "parse_memory_output",
+    "prefix_len_covering_tokens",
+    "retained_tokens_after",
+    "should_run_async_maintenance",
+]
 
-Observer = Callable[[TurnResult], Awaitable[Sequence[str]]]
-"""Given a finished (not yet committed) turn, returns notes worth keeping."""
+log = logging.getLogger(__name__)
 
-_HEADER = "Notes observed earlier in this session (oldest first):"
+OBSERVATIONAL_MEMORY_PLUGIN_ID = "observational_memory"
+_MAX_ADVANCE_STEPS = 6
+
+
+class ObservationalMemoryConfig(Record, frozen=True, kw_only=True):
+    """Token thresholds (estimates, see :mod:`lash.plugins._memory_state`); lash's defaults."""
+
+    observation_message_tokens: int = 30_000
+    """Unobserved messages at which the prompt stops carrying them raw."""
+    observation_buffer_tokens: int = 6_000
+    """Buffering interval after commits; also the raw tail kept when activating."""
+    observation_block_after_tokens: int = 36_000
+    """Unobserved messages at which a turn waits for an observer call."""
+    observation_max_tokens_per_batch: int = 10_000
+    previous_observer_tokens: int = 2_000
+    """How much of the existing log (its newest part) the observer is shown."""
+    reflection_observation_tokens: int = 40_000
+    """Log size at which a buffered reflection replaces it."""
+    reflection_buffer_activation_bps: int = 5_000
+    """Share (basis points) of ``reflection_observation_tokens`` that starts a reflection."""
+    reflection_block_after_tokens: int = 48_000
+    """Log size at which a turn waits for a reflector call."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.reflection_buffer_activation_bps > 10_000:
+            raise ValueError("reflection_buffer_activation_bps must be <= 10000")
+
+    @property
+    def observation_retention_tokens(self) -> int:
+        """Raw messages kept unobserved at the end of the prompt when activating."""
+        return self.observation_buffer_tokens
+
+    @property
+    def reflection_buffer_activation_tokens(self) -> int:
+        """Log size at which maintenance writes a buffered reflection."""
+        return self.reflection_observation_tokens * self.reflection_buffer_activation_bps // 10_000
+
+
+def _start_after(state: MemoryGraphState) -> str | None:
+    if state.buffered_observations:
+        return state.buffered_observations[-1].observed_through_message_id
+    return state.active.observed_through_message_id if state.active is not None else None
+
+
+def should_run_async_maintenance(config: ObservationalMemoryConfig, graph: SessionGraph) -> bool:
+    """Whether a commit leaves work for post-persist maintenance (cheap: no model call)."""
+    state = build_graph_state(graph)
+    interval = config.observation_buffer_tokens
+    if interval > 0 and total_tokens(unobserved_messages(graph, _start_after(state))) >= interval:
+        return True
+    active_tokens = approx_token_count(state.active.observations) if state.active else 0
+    return (
+        state.buffered_reflection is None
+        and active_tokens >= config.reflection_buffer_activation_tokens
+    )
+
+
+def _merge(
+    previous: ActiveMemory | None,
+    observed_through_message_id: str,
+    observations: str,
+    current_task: str | None,
+    suggested_response: str | None,
+) -> ActiveMemory:
+    """Append new observations to the log; new hints win, old ones carry over."""
+    log_text = previous.observations if previous is not None else ""
+    addition = observations.strip()
+    if log_text.strip() and addition:
+        log_text += "\n\n"
+    log_text += addition
+    return ActiveMemory(
+        state_node_id=previous.state_node_id if previous is not None else "",
+        observed_through_message_id=observed_through_message_id,
+        observations=log_text,
+        current_task=current_task or (previous.current_task if previous else None),
+        suggested_response=suggested_response
+        or (previous.suggested_response if previous else None),
+    )
+
+
+def _active_node(memory: ActiveMemory) -> PluginPayload:
+    return active_state_node(
+        observed_through_message_id=memory.observed_through_message_id or "",
+        observations=memory.observations,
+        current_task=memory.current_task,
+        suggested_response=memory.suggested_response,
+    )
+
+
+def _memory_message(name: str, role: Any, text: str) -> Message:
+    return Message(id=f"observational-memory:{name}", role=role, parts=(TextPart(text=text),))
+
+
+def memory_context_messages(active: ActiveMemory) -> list[Message]:
+    """The prompt messages standing in for the observed conversation."""
+    block = f"<observations>\n{active.observations.strip()}\n</observations>"
+    if active.current_task is not None:
+        block += f"\n\n<current-task>\n{active.current_task.strip()}\n</current-task>"
+    if active.suggested_response is not None:
+        block += (
+            f"\n\n<suggested-response>\n{active.suggested_response.strip()}\n</suggested-response>"
+        )
+    return [
+        _memory_message("context", "system", CONTEXT_PREAMBLE),
+        _memory_message("log", "system", block),
+        _memory_message(
+            "reminder", "user", f"<system-reminder>{CONTINUATION_HINT}</system-reminder>"
+        ),
+    ]
+
+
+def memory_tail_start(
+    messages: Sequence[Message], prefix_len: int, observed_through_message_id: str | None
+) -> int:
+    """Where the raw tail after the memory starts: just after the last observed message
+    (never inside the system prefix), moved back over tool results so the tail never opens
+    with a result whose call was summarised away (providers reject orphaned results)."""
+    start = prefix_len
+    if observed_through_message_id is not None:
+        for index, message in enumerate(messages):
+            if message.id == observed_through_message_id:
+                start = max(prefix_len, index + 1)
+                break
+    while prefix_len < start < len(messages) and messages[start].role == "tool":
+        start -= 1
+    return start
+
+
+class _NoObserver(Exception):
+    """Neither the plugin nor the session names a provider and model for the workers."""
 
 
 class ObservationalMemory(Plugin):
-    """Bounded session notes contributed to every prompt."""
+    """Observational memory as a context strategy (plugin id ``observational_memory``).
 
-    id = "observational_memory"
+    ``provider``/``model`` select the observer and reflector model (default: the session's);
+    ``retry`` their retry policy (default: one attempt).
+    """
+
+    id = OBSERVATIONAL_MEMORY_PLUGIN_ID
 
     def __init__(
         self,
+        config: ObservationalMemoryConfig | None = None,
         *,
-        max_notes: int = 50,
-        max_chars: int = 4000,
-        max_note_chars: int = 500,
-        observer: Observer | None = None,
-        remember_tool: bool = True,
+        provider: LlmProvider | None = None,
+        model: ModelSpec | str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
-        if min(max_notes, max_chars, max_note_chars) < 1:
-            raise ValueError("max_notes, max_chars and max_note_chars must be >= 1")
-        self.max_notes = max_notes
-        self.max_chars = max_chars
-        self.max_note_chars = max_note_chars
-        self._observer = observer
-        self._tools: tuple[Tool, ...] = ()
-        if remember_tool:
-            self._tools = (
-                FunctionTool.from_schema(
-                    "remember",
-                    "Keep a short note (a fact, decision or preference) that stays visible in "
-                    "later turns of this session.",
-                    {
-                        "type": "object",
-                        "properties": {"note": {"type": "string", "minLength": 1}},
-                        "required": ["note"],
-                        "additionalProperties": False,
-                    },
-                    self._run_remember,
-                    threaded=False,
-                ),
-            )
+        self.config = config or ObservationalMemoryConfig()
+        self._provider = provider
+        self._model = ModelSpec(model) if isinstance(model, str) else model
+        self._retry = retry
+        self._access: SessionGraphAccess | None = None
 
     async def open_session(self, ctx: PluginSessionContext) -> None:
-        notes = ctx.state.get("notes", [])
-        self.state = {"notes": [str(n) for n in notes] if isinstance(notes, list) else []}
+        # nothing to restore from plugin state: the memory is rebuilt from the graph on use
+        self.state = {}
+        core_config = getattr(ctx.core, "config", None)
+        if core_config is not None:
+            self._provider = self._provider or core_config.provider
+            self._model = self._model or core_config.model
 
-    @property
-    def notes(self) -> list[str]:
-        """The notes, oldest first."""
-        return list(self.state.get("notes", []))
+    def bind_session_graph(self, access: SessionGraphAccess) -> None:
+        self._access = access
 
-    def add_note(self, note: str) -> bool:
-        """Keep ``note`` (trimmed, deduplicated, bounded); False when it is empty."""
-        text = " ".join(note.split())
-        if not text:
-            return False
-        if len(text) > self.max_note_chars:
-            text = text[: self.max_note_chars - 1] + "…"
-        notes = [n for n in self.notes if n != text]
-        notes.append(text)
-        while len(notes) > self.max_notes or sum(len(n) for n in notes) > self.max_chars:
-            notes.pop(0)
-        self.state = {**self.state, "notes": notes}
-        return True
+    def memory_state(self) -> MemoryGraphState:
+        """The memory as the session's committed graph has it now."""
+        if self._access is None:
+            return MemoryGraphState()
+        return build_graph_state(self._access.graph())
 
-    def tools(self) -> Sequence[Tool]:
-        return self._tools
+    # --- the prompt -----------------------------------------------------------------------
 
     async def transform_context(
         self, ctx: PrepareContext, messages: list[Message]
     ) -> list[Message]:
-        notes = self.notes
-        if not notes:
+        access = self._access
+        if access is None:
             return messages
-        text = _HEADER + "\n" + "\n".join(f"- {n}" for n in notes)
-        memory = Message(
-            id=f"{ctx.turn_id}:observational-memory", role="system", parts=(TextPart(text=text),)
+        graph = access.graph()
+        state = build_graph_state(graph)
+        active = state.active
+        pending = total_tokens(
+            unobserved_messages(graph, active.observed_through_message_id if active else None)
         )
-        return [memory, *messages]
+        log_tokens = approx_token_count(active.observations) if active else 0
+        if (
+            pending >= self.config.observation_message_tokens
+            or log_tokens >= self.config.reflection_observation_tokens
+        ):
+            await self._advance(access)
+            active = build_graph_state(access.graph()).active
+        if active is None or active.is_empty:
+            return messages
+        prefix_len = 0
+        while prefix_len < len(messages) and messages[prefix_len].role == "system":
+            prefix_len += 1
+        tail = memory_tail_start(messages, prefix_len, active.observed_through_message_id)
+        return [*messages[:prefix_len], *memory_context_messages(active), *messages[tail:]]
 
-    async def finalize_turn(self, ctx: FinalizeContext) -> Sequence[Directive]:
-        if self._observer is not None:
-            for note in await self._observer(ctx.result):
-                self.add_note(note)
-        return ()
+    async def _advance(self, access: SessionGraphAccess) -> None:
+        """Bring the active memory under the thresholds before a prompt is built."""
+        cfg = self.config
+        for _ in range(_MAX_ADVANCE_STEPS):
+            graph = access.graph()
+            state = build_graph_state(graph)
+            active = state.active
+            pending = unobserved_messages(
+                graph, active.observed_through_message_id if active else None
+            )
+            pending_tokens = total_tokens(pending)
+            if pending_tokens >= cfg.observation_message_tokens:
+                if await self._activate_buffered_observations(access, graph, state, pending):
+                    continue
+                if pending_tokens >= cfg.observation_block_after_tokens and await self._observe_now(
+                    access, graph, state, pending
+                ):
+                    continue
+            log_tokens = approx_token_count(active.observations) if active else 0
+            if log_tokens >= cfg.reflection_observation_tokens:
+                if await self._activate_buffered_reflection(access, graph, state):
+                    continue
+                if log_tokens >= cfg.reflection_block_after_tokens and await self._reflect_now(
+                    access, graph, state
+                ):
+                    continue
+            return
 
-    async def _run_remember(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-        if not self.add_note(str(args["note"])):
-            raise ToolError("the note is empty", code="invalid_note")
-        return {"notes": len(self.notes)}
+    async def _activate_buffered_observations(
+        self,
+        access: SessionGraphAccess,
+        graph: SessionGraph,
+        state: MemoryGraphState,
+        pending: list[ObservedMessage],
+    ) -> bool:
+        if not state.buffered_observations or not pending:
+            return False
+        retained = retained_tokens_after(pending)
+        merged = state.active
+        for chunk in state.buffered_observations:
+            merged = _merge(
+                merged,
+                chunk.observed_through_message_id,
+                chunk.observations,
+                chunk.current_task,
+                chunk.suggested_response,
+            )
+            if retained.get(chunk.observed_through_message_id, 0) <= (
+                self.config.observation_retention_tokens
+            ):
+                break
+        if merged is None:
+            return False
+        return await self._append(access, graph, [_active_node(merged)])
+
+    async def _activate_buffered_reflection(
+        self, access: SessionGraphAccess, graph: SessionGraph, state: MemoryGraphState
+    ) -> bool:
+        active, reflection = state.active, state.buffered_reflection
+        if active is None or reflection is None:
+            return False
+        if reflection.source_state_node_id != active.state_node_id:
+            return False
+        node = active_state_node(
+            observed_through_message_id=reflection.observed_through_message_id,
+            observations=reflection.observations,
+            current_task=reflection.current_task,
+            suggested_response=reflection.suggested_response,
+        )
+        return await self._append(access, graph, [node])
+
+    async def _observe_now(
+        self,
+        access: SessionGraphAccess,
+        graph: SessionGraph,
+        state: MemoryGraphState,
+        pending: list[ObservedMessage],
+    ) -> bool:
+        until = prefix_len_leaving_tail_budget(pending, self.config.observation_retention_tokens)
+        if until == 0:
+            return False
+        merged = state.active
+        usage: list[TokenLedgerEntry] = []
+        observed = False
+        for batch in split_message_batches(
+            pending[:until], max(1, self.config.observation_max_tokens_per_batch)
+        ):
+            output, spent = await self._observe(merged, batch)
+            usage.extend(spent)
+            if output.is_empty:
+                continue
+            observed = True
+            merged = _merge(
+                merged,
+                batch[-1].id,
+                output.observations,
+                output.current_task,
+                output.suggested_response,
+            )
+        if not observed or merged is None:
+            return False
+        return await self._append(access, graph, [_active_node(merged)], usage)
+
+    async def _reflect_now(
+        self, access: SessionGraphAccess, graph: SessionGraph, state: MemoryGraphState
+    ) -> bool:
+        active = state.active
+        if active is None:
+            return False
+        output, usage = await self._reflect(active.observations)
+        if not self._reflection_changes(active, output):
+            return False
+        node = active_state_node(
+            observed_through_message_id=active.observed_through_message_id or "",
+            observations=output.observations.strip(),
+            current_task=output.current_task,
+            suggested_response=output.suggested_response,
+        )
+        return await self._append(access, graph, [node], usage)
+
+    # --- after the commit -----------------------------------------------------------------
+
+    async def turn_persisted(self, ctx: TurnPersistedContext) -> None:
+        graph = ctx.graph
+        if not should_run_async_maintenance(self.config, graph):
+            return
+        # plan both from the post-persist graph, before either append moves the leaf
+        state = build_graph_state(graph)
+        unbuffered = unobserved_messages(graph, _start_after(state))
+        await self._buffer_observations(ctx, state, unbuffered)
+        await self._buffer_reflection(ctx, state)
+
+    async def _buffer_observations(
+        self,
+        ctx: TurnPersistedContext,
+        state: MemoryGraphState,
+        unbuffered: list[ObservedMessage],
+    ) -> None:
+        interval = self.config.observation_buffer_tokens
+        if interval == 0:
+            return
+        total = total_tokens(unbuffered)
+        if total < interval:
+            return
+        prefix = prefix_len_covering_tokens(unbuffered, total - total % interval)
+        if not prefix:
+            return
+        batch_tokens = max(1, min(self.config.observation_max_tokens_per_batch, interval))
+        preview = state.active
+        nodes: list[PluginPayload] = []
+        usage: list[TokenLedgerEntry] = []
+        for batch in split_message_batches(unbuffered[:prefix], batch_tokens):
+            output, spent = await self._observe(preview, batch)
+            usage.extend(spent)
+            if output.is_empty:
+                continue
+            observations = output.observations.strip()
+            nodes.append(
+                buffered_observation_node(
+                    observed_through_message_id=batch[-1].id,
+                    observations=observations,
+                    current_task=output.current_task,
+                    suggested_response=output.suggested_response,
+                )
+            )
+            preview = _merge(
+                preview,
+                batch[-1].id,
+                observations,
+                output.current_task,
+                output.suggested_response,
+            )
+        if nodes:
+            await ctx.session_graph.append_plugin_nodes(
+                nodes, requires_ancestor_node_id=ctx.leaf_node_id, usage=usage
+            )
+
+    async def _buffer_reflection(self, ctx: TurnPersistedContext, state: MemoryGraphState) -> None:
+        active = state.active
+        if active is None or state.buffered_reflection is not None:
+            return
+        tokens = approx_token_count(active.observations)
+        if tokens < self.config.reflection_buffer_activation_tokens:
+            return
+        output, usage = await self._reflect(active.observations)
+        if not self._reflection_changes(active, output):
+            return
+        node = buffered_reflection_node(
+            source_state_node_id=active.state_node_id,
+            observed_through_message_id=active.observed_through_message_id or "",
+            observations=output.observations.strip(),
+            current_task=output.current_task,
+            suggested_response=output.suggested_response,
+            observation_tokens=tokens,
+        )
+        await ctx.session_graph.append_plugin_nodes(
+            [node], requires_ancestor_node_id=ctx.leaf_node_id, usage=usage
+        )
+
+    # --- the workers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _reflection_changes(active: ActiveMemory, output: MemoryOutput) -> bool:
+        if not output.observations.strip():
+            return False
+        return (
+            output.observations.strip() != active.observations.strip()
+            or output.current_task != active.current_task
+            or output.suggested_response != active.suggested_response
+        )
+
+    async def _append(
+        self,
+        access: SessionGraphAccess,
+        graph: SessionGraph,
+        nodes: list[PluginPayload],
+        usage: Sequence[TokenLedgerEntry] = (),
+    ) -> bool:
+        result = await access.append_plugin_nodes(
+            nodes, requires_ancestor_node_id=graph.leaf_node_id, usage=usage
+        )
+        return isinstance(result, AppendedPluginNodes)
+
+    async def _observe(
+        self, active: ActiveMemory | None, batch: Sequence[ObservedMessage]
+    ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
+        existing = None
+        if active is not None:
+            existing = truncate_observation_tail(
+                active.observations, self.config.previous_observer_tokens
+            )
+        prompt = build_observer_prompt(
+            [m.rendered for m in batch],
+            existing_observations=existing,
+            current_task=active.current_task if active else None,
+            suggested_response=active.suggested_response if active else None,
+        )
+        return await self._complete("observer", observer_system_prompt(), prompt)
+
+    async def _reflect(
+        self, observations: str
+    ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
+        prompt = build_reflector_prompt(observations)
+        return await self._complete("reflector", reflector_system_prompt(), prompt)
+
+    async def _complete(
+        self, kind: str, system: str, prompt: str
+    ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
+        if self._provider is None or self._model is None:
+            raise _NoObserver("observational memory has no provider/model for its " + kind)
+        response = await direct_completion(
+            self._provider,
+            self._model,
+            [user_message(f"observational-memory:{kind}", prompt)],
+            system=system,
+            retry=self._retry,
+        )
+        output = parse_memory_output(response.text)
+        return output, usage_entry(kind, self._model, response)

@@ -9,13 +9,17 @@ Tool names and arguments follow lash: ``read_file``, ``glob``, ``grep``, ``edit`
 ``web_tools(api_key=None, base_url=None)`` returns ``fetch_url`` and ``search_web`` when a
 search API key is configured (argument or ``$LASH_WEB_API_KEY``) and ``[]`` otherwise; see
 :mod:`lash.tools.builtin.web` for the search contract and error codes.
+
+``standard_tool_stack(root, context=..., web_api_key=...)`` builds lash's standard stack:
+the tool-output budget, one context approach, the workspace tools and (with a key) the web
+tools; see :mod:`lash.tools.builtin.stack`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
 from lash.clock import Clock
 from lash.tools.base import Tool
@@ -26,7 +30,28 @@ from lash.tools.builtin.search import make_glob, make_grep
 from lash.tools.builtin.shell import ProcessTable, ShellConfig, make_shell_tools
 from lash.tools.builtin.web import web_tools
 
-__all__ = ["Workspace", "WorkspaceTools", "web_tools", "workspace_tools"]
+if TYPE_CHECKING:
+    from lash.tools.builtin.stack import StandardToolStack, standard_tool_stack
+
+__all__ = [
+    "StandardToolStack",
+    "Workspace",
+    "WorkspaceTools",
+    "standard_tool_stack",
+    "web_tools",
+    "workspace_tools",
+]
+
+_STACK_NAMES = frozenset({"StandardToolStack", "standard_tool_stack"})
+
+
+def __getattr__(name: str) -> Any:
+    # the stack pulls in the plugins (and through them the runtime): import it on first use
+    if name in _STACK_NAMES:
+        from lash.tools.builtin import stack
+
+        return getattr(stack, name)
+    raise AttributeError(f"module 'lash.tools.builtin' has no attribute {name!r}")
 
 
 class WorkspaceTools(Sequence[Tool]):
