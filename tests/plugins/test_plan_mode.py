@@ -6,12 +6,15 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lash.plugins import PlanMode
+from lash.plugins.plan_file import IMPLEMENT_NOW, next_turn_input
 from lash.plugins.plan_mode import PLANNING_GUIDANCE, render_plan
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.tools.builtin import workspace_tools
-from lash.types import LlmRequest
+from lash.types import LlmRequest, PluginRuntime
 
 STEPS = [
     {"step": "Read the code", "status": "completed"},
@@ -160,3 +163,38 @@ async def test_subagent_sessions_are_never_in_plan_mode(tmp_path: Path, make_cor
     assert "edit" in child and "exec_command" in child
     assert "update_plan" not in child and "plan_exit" not in child
     assert all("Plan mode" not in m.text for m in provider.requests[1].messages)
+
+
+async def test_yes_no_approve_maps_onto_the_three_way_decision(
+    tmp_path: Path, make_core: Any
+) -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    async def approve(plan: list[dict[str, str]]) -> bool:
+        seen.append(plan)
+        return True
+
+    provider = ScriptedProvider(
+        [tool_call("update_plan", {"plan": STEPS}, "c1"), tool_call("plan_exit", {}, "c2")]
+        + [reply("go")]
+    )
+    planning = functools.partial(PlanMode, workspace=tmp_path, approve=approve)
+    core = make_core(provider, tools=workspace_tools(tmp_path), plugins=[planning])
+    session = await core.session("s").open()
+    events: list[Any] = []
+
+    async def sink(activity: Any) -> None:
+        if isinstance(activity.event, PluginRuntime) and activity.event.plugin_id == "plan_mode":
+            events.append(activity.event.event)
+
+    result = await session.turn("plan").on_event(sink).run()
+    assert seen == [STEPS]
+    out = result.tool_calls[1].output
+    assert (out["approved"], out["execution_mode"]) == (True, "current_session")
+    assert out["answer"] == {"kind": "single", "selection": IMPLEMENT_NOW}
+    assert out["next_turn_input"] == next_turn_input(".lash/plans/s.md")
+    states = [e["payload"]["enabled"] for e in events if e["name"] == "plan_mode.state"]
+    assert states == [True, False]  # planning started, then ended by plan_exit
+    assert (tmp_path / ".lash" / "plans" / "s.md").is_file()
+    with pytest.raises(ValueError):
+        PlanMode(approve=approve, prompt=lambda request: approve([]))  # type: ignore[arg-type,return-value]
