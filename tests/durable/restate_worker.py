@@ -12,7 +12,10 @@ Configured through the environment:
 * ``WORKER_KEYS`` (optional): the file the ``wait_for_approval`` tool appends its durable-wait
   key to (the tool then returns ``pending``, parking the turn until the key is resolved);
 * ``WORKER_PARK_MARKER`` (optional): when the marker file does not exist yet, the worker
-  creates it and parks forever just before its second model call, so the test can SIGKILL it.
+  creates it and parks forever just before its second model call, so the test can SIGKILL it;
+* ``WORKER_ATTEMPTS`` (optional): the file the ``flaky_write`` tool appends each attempt
+  number to (its first attempt fails with a transient error, its retry policy is ``safe``);
+  ``WORKER_BACKOFF_MS`` is its retry back-off (default 200).
 """
 
 from __future__ import annotations
@@ -88,6 +91,21 @@ def build_app() -> object:
                 fh.write(ctx.await_event_key() + "\n")
         return lash.tools.pending(deadline_ms=deadline_ms)
 
+    backoff_ms = int(os.environ.get("WORKER_BACKOFF_MS", "200"))
+
+    @lash.tool(retry="safe", max_attempts=3, base_delay_ms=backoff_ms, max_delay_ms=backoff_ms)
+    async def flaky_write(ctx: lash.ToolContext, text: str) -> str:
+        """Append one line of text; the disk is busy at the first try."""
+        attempts = os.environ.get("WORKER_ATTEMPTS")
+        if attempts:
+            with Path(attempts).open("a") as fh:
+                fh.write(f"{ctx.attempt}\n")
+        if ctx.attempt == 1:
+            raise lash.ToolError("the disk is busy", code="disk_busy", retryable=True)
+        with lines.open("a") as fh:
+            fh.write(text + "\n")
+        return "written"
+
     marker = os.environ.get("WORKER_PARK_MARKER")
 
     async def make_core() -> lash.LashCore:
@@ -109,7 +127,7 @@ def build_app() -> object:
             .model(lash.ModelSpec("test-model", context_window=100_000))
             .store(store)
             .effect_host(lash.InlineEffectHost())
-            .tools([append_line, wait_for_approval])
+            .tools([append_line, wait_for_approval, flaky_write])
         )
         system = os.environ.get("WORKER_SYSTEM_PROMPT")
         if system:

@@ -41,7 +41,14 @@ HERE = Path(__file__).parent
 WORKER = HERE / "restate_worker.py"
 PROBE = HERE / "probe_worker.py"
 SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (1, 2)]
-DEADLINE_S = 60.0
+DEADLINE_S = 120.0
+"""How long any one wait (a worker listening, a journal entry, a turn's result) may take: a
+loaded 2-core box starts Python workers and answers admin queries slowly."""
+REQUEST_S = 30.0
+"""One HTTP request's timeout; waits longer than that poll with several requests."""
+
+# a whole test may chain several waits; only a hung test comes near this
+pytestmark = pytest.mark.timeout(6 * DEADLINE_S)
 
 
 def _in_ci() -> bool:
@@ -180,13 +187,29 @@ Finish = Callable[[LocalRestateServer, str], Awaitable[object]]
 
 
 async def _attach(server: LocalRestateServer, turn_id: str) -> object:
-    try:
-        result: object = await asyncio.to_thread(
-            server.attach_workflow, "LashTurn", turn_id, timeout_s=DEADLINE_S
-        )
-    except RestateHttpError as err:
-        return err
-    return result
+    return await _attach_to(server, "LashTurn", turn_id)
+
+
+async def _register(server: LocalRestateServer, port: int) -> None:
+    answer = await _patiently(
+        lambda: server.register(f"http://127.0.0.1:{port}"), "the deployment's registration"
+    )
+    assert not isinstance(answer, RestateHttpError), answer
+
+
+async def _patiently(request: Callable[[], Any], what: str) -> Any:
+    """An idempotent request, repeated while the server is too slow to answer in time (a
+    transport timeout), until :data:`DEADLINE_S`; an HTTP error answer is returned as is."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            return await asyncio.to_thread(request)
+        except RestateHttpError as err:
+            return err
+        except OSError as err:  # socket timeouts and refused connections
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out waiting for {what}: {err!r}") from err
+            await asyncio.sleep(0.2)
 
 
 async def _crash_and_redrive(
@@ -212,7 +235,7 @@ async def _crash_and_redrive(
         second: Worker | None = None
         try:
             await first.ready()
-            await asyncio.to_thread(server.register, f"http://127.0.0.1:{port}")
+            await _register(server, port)
             body = {"session_id": "s1", "input": "write the line"}
             await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
             await _wait_for(marker, first)
@@ -249,6 +272,78 @@ async def test_a_killed_worker_turn_is_finished_by_another_worker_by_replay(
     assert await commits() == 1
 
 
+RETRY_SCRIPTS = [load_script(HERE / "scripts" / f"restate-retry-{n}.json") for n in (1, 2)]
+
+
+async def test_a_worker_killed_in_a_retry_back_off_resumes_at_the_timer_without_rerunning(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    """A ``safe`` tool fails once with a transient error; worker A is SIGKILLed while the
+    back-off (a durable timer) is pending; worker B replays attempt 1 from its journaled step,
+    finds the timer, and runs only attempt 2."""
+    server = restate_server
+    lines, attempts = tmp_path / "lines.txt", tmp_path / "attempts.txt"
+    turn_id = "turn-retry-backoff"
+    async with WireServer(*RETRY_SCRIPTS) as wire:
+        env = {
+            "WORKER_DB": str(tmp_path / "store.db"),
+            "WORKER_LINES": str(lines),
+            "WORKER_ATTEMPTS": str(attempts),
+            "WORKER_BACKOFF_MS": "5000",
+            "WORKER_MODEL_URL": wire.url(),
+        }
+        port = free_port()
+        first = Worker(port, env, tmp_path / "a.log")
+        second: Worker | None = None
+        try:
+            await first.ready()
+            await _register(server, port)
+            body = {"session_id": "s1", "input": "retry the write"}
+            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+            rows: list[dict[str, Any]] = []
+
+            async def timer_journaled() -> bool:
+                nonlocal rows
+                assert first.proc.poll() is None, first.log.read_text()
+                rows = await _journal(server, turn_id, service="LashTurn")
+                return any(str(r.get("name", "")).endswith(":attempt:1:sleep") for r in rows)
+
+            await _until(timer_journaled, "the retry back-off to be journaled as a timer")
+            first.kill()
+            assert attempts.read_text() == "1\n"  # killed during the back-off, before attempt 2
+            names = [str(r.get("name") or "") for r in rows]
+            attempt_1 = next(n for n in names if n.endswith(":attempt:1"))
+            timer = next(r for r in rows if str(r.get("name", "")).endswith(":attempt:1:sleep"))
+            assert timer["name"] == f"{attempt_1}:sleep"
+            assert "sleep" in str(timer.get("entry_type")).lower(), timer
+            assert "run" in str(_row(rows, attempt_1).get("entry_type")).lower()
+            assert names.index(attempt_1) < names.index(timer["name"])
+            assert not any(n.endswith(":attempt:2") for n in names)
+
+            second = Worker(port, env, tmp_path / "b.log")
+            await second.ready()
+            outcome = await _attach(server, turn_id)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+    assert not isinstance(outcome, Exception), outcome
+    result = msgspec.convert(outcome, type=TurnResult)
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "Written after a retry."
+    record = result.tool_calls[0]
+    assert (record.name, record.status, record.attempts) == ("flaky_write", "success", 2)
+    assert attempts.read_text() == "1\n2\n"  # attempt 1 ran once: the redrive replayed it
+    assert lines.read_text() == "two\n"
+    wire.assert_exhausted()
+    assert len(wire.exchanges) == 2
+    assert _commits(tmp_path / "store.db") == 1
+
+
+def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(r for r in rows if r.get("name") == name)
+
+
 async def test_a_changed_envelope_on_redrive_ends_the_turn_terminally_naming_the_field(
     restate_server: LocalRestateServer, tmp_path: Path
 ) -> None:
@@ -259,14 +354,23 @@ async def test_a_changed_envelope_on_redrive_ends_the_turn_terminally_naming_the
 
     async def attach_and_status(server: LocalRestateServer, turn_id: str) -> object:
         outcome = await _attach(server, turn_id)
-        terminal = await asyncio.to_thread(
-            server.call, "LashTurn", turn_id, "attach_terminal", {"session_id": "s1"}
+        terminal = await _patiently(
+            lambda: server.call("LashTurn", turn_id, "attach_terminal", {"session_id": "s1"}),
+            "the published terminal",
         )
-        rows = await asyncio.to_thread(
-            server.query,
+        sql = (
             "SELECT status, retry_count FROM sys_invocation WHERE target_service_name = "
-            f"'LashTurn' AND target_service_key = '{turn_id}' AND target_handler_name = 'run'",
+            f"'LashTurn' AND target_service_key = '{turn_id}' AND target_handler_name = 'run'"
         )
+        rows: list[dict[str, Any]] = []
+
+        async def settled() -> bool:
+            nonlocal rows
+            rows = await _patiently(lambda: server.query(sql), "the invocation's status")
+            busy = ("pending", "scheduled", "ready", "running")
+            return bool(rows) and all(row["status"] not in busy for row in rows)
+
+        await _until(settled, "the run invocation to settle")
         return outcome, terminal, rows
 
     wire, seen, lines = await _crash_and_redrive(
@@ -303,7 +407,7 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
         worker = Worker(free_port(), env, tmp_path / "w.log")
         try:
             await worker.ready()
-            await asyncio.to_thread(server.register, f"http://127.0.0.1:{worker.port}")
+            await _register(server, worker.port)
 
             def cancel(turn_id: str, request_id: str) -> dict[str, object]:
                 body = {"request_id": request_id, "origin": "test", "reason": "stop"}
@@ -366,7 +470,7 @@ async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_r
         worker = Worker(free_port(), env, tmp_path / "w.log")
         try:
             await worker.ready()
-            await asyncio.to_thread(server.register, f"http://127.0.0.1:{worker.port}")
+            await _register(server, worker.port)
             body = {"session_id": "s1", "input": "write the line"}
             await asyncio.to_thread(server.send, "LashTurn", "turn-memory", "run", body)
             outcome = await _attach(server, "turn-memory")
@@ -385,7 +489,7 @@ async def probe(restate_server: LocalRestateServer, tmp_path: Path) -> AsyncIter
     worker = Worker(free_port(), {}, tmp_path / "probe.log", script=PROBE)
     try:
         await worker.ready()
-        await asyncio.to_thread(restate_server.register, f"http://127.0.0.1:{worker.port}")
+        await _register(restate_server, worker.port)
         yield worker
     finally:
         worker.stop()
@@ -397,10 +501,13 @@ def _marks(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def _journal(server: LocalRestateServer, key: str) -> list[dict[str, Any]]:
+async def _journal(
+    server: LocalRestateServer, key: str, *, service: str = "LashProbe"
+) -> list[dict[str, Any]]:
     sql = (
         "SELECT j.* FROM sys_journal j JOIN sys_invocation i ON j.id = i.id "
-        f"WHERE i.target_service_name = 'LashProbe' AND i.target_service_key = '{key}'"
+        f"WHERE i.target_service_name = '{service}' AND i.target_service_key = '{key}' "
+        "AND i.target_handler_name = 'run' ORDER BY j.index"
     )
     return await asyncio.to_thread(server.query, sql)
 
@@ -473,7 +580,7 @@ async def test_a_changed_envelope_at_the_end_of_the_journal_ends_the_invocation_
 
 
 async def _attach_to(server: LocalRestateServer, service: str, key: str) -> Any:
-    try:
-        return await asyncio.to_thread(server.attach_workflow, service, key, timeout_s=DEADLINE_S)
-    except RestateHttpError as err:
-        return err
+    return await _patiently(
+        lambda: server.attach_workflow(service, key, timeout_s=REQUEST_S),
+        f"the result of {service}/{key}",
+    )
