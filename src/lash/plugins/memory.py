@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from lash.plugins._completion import direct_completion, usage_entry, user_message
 from lash.plugins._memory_prompts import (
@@ -80,6 +79,7 @@ from lash.types import (
     ModelSpec,
     PluginPayload,
     Record,
+    Role,
     SessionGraph,
     TextPart,
     TokenLedgerEntry,
@@ -196,7 +196,7 @@ def _active_node(memory: ActiveMemory) -> PluginPayload:
     )
 
 
-def _memory_message(name: str, role: Any, text: str) -> Message:
+def _memory_message(name: str, role: Role, text: str) -> Message:
     return Message(id=f"observational-memory:{name}", role=role, parts=(TextPart(text=text),))
 
 
@@ -434,6 +434,9 @@ class ObservationalMemory(Plugin):
     async def turn_persisted(self, ctx: TurnPersistedContext) -> None:
         graph = ctx.graph
         if not should_run_async_maintenance(self.config, graph):
+            return
+        if self._provider is None or self._model is None:
+            log.debug("observational memory of %s has no model: maintenance skipped", ctx.session_id)
             return
         # plan both from the post-persist graph, before either append moves the leaf
         state = build_graph_state(graph)
