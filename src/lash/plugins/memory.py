@@ -436,7 +436,7 @@ class ObservationalMemory(Plugin):
         if not should_run_async_maintenance(self.config, graph):
             return
         if self._provider is None or self._model is None:
-            log.debug("observational memory of %s has no model: maintenance skipped", ctx.session_id)
+            log.debug("observational memory of %s has no model: no maintenance", ctx.session_id)
             return
         # plan both from the post-persist graph, before either append moves the leaf
         state = build_graph_state(graph)
