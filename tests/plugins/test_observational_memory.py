@@ -627,3 +627,28 @@ class FailingCommits(MemoryStore):
         if commit.turn_commit is not None:
             raise StoreError(StoreErrorKind.BACKEND, "disk on fire")
         return await super().commit(commit)
+
+
+async def test_maintenance_under_a_held_lease_keeps_using_it(make_core: Any) -> None:
+    """``process_pending`` keeps the lease across turns: maintenance commits under it, and the
+    next claimed turn still commits after the appended nodes."""
+    store = MemoryStore()
+    observer = ScriptedProvider([reply(OBSERVED)] * 4)
+    config = ObservationalMemoryConfig(observation_buffer_tokens=1)
+    memory = functools.partial(ObservationalMemory, config, provider=observer, model="obs")
+    core = make_core([reply("one"), reply("two")], plugins=[memory], store=store)
+    session = await core.session("s").open()
+    await session.enqueue("first")
+    await session.process_pending()
+    await session.enqueue("second")
+    results = await session.process_pending()
+    assert [r.outcome.reason for r in results] == ["assistant_message"]
+    loaded = await store.load_session("s")
+    assert loaded is not None
+    path = SessionGraph(loaded.nodes, loaded.leaf_node_id).active_path()
+    kinds = ["plugin" if isinstance(n.payload, PluginPayload) else "message" for n in path]
+    assert (
+        kinds == ["message", "message", "plugin", "plugin", "message", "message"] + ["plugin"] * 2
+    )
+    lease = await store.get_lease("s")
+    assert lease is None or lease.lease_token == ""  # released once the queue drained
