@@ -12,9 +12,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from lash.plugins.budget import ToolOutputBudget
+from lash.plugins.capabilities import Capability, SpawnContext, SpawnRequest, StaticCapability
 from lash.plugins.history import Compaction, RollingHistory, model_summariser
 from lash.plugins.llm_query import LlmQuery, LlmTools
 from lash.plugins.memory import ObservationalMemory, ObservationalMemoryConfig
+from lash.plugins.plan_file import (
+    FRESH_CONTEXT,
+    IMPLEMENT_NOW,
+    KEEP_PLANNING,
+    PLAN_EXIT_CHOICES,
+    PlanExitAnswer,
+    PlanExitRequest,
+)
 from lash.plugins.plan_mode import READ_ONLY_TOOLS, PlanMode
 from lash.plugins.subagents import MAX_SUBAGENT_DEPTH, Subagents
 
@@ -22,8 +31,13 @@ if TYPE_CHECKING:
     from lash.plugins.mcp import HttpServer, McpServers, StdioServer
 
 __all__ = [
+    "FRESH_CONTEXT",
+    "IMPLEMENT_NOW",
+    "KEEP_PLANNING",
     "MAX_SUBAGENT_DEPTH",
+    "PLAN_EXIT_CHOICES",
     "READ_ONLY_TOOLS",
+    "Capability",
     "Compaction",
     "HttpServer",
     "LlmQuery",
@@ -31,8 +45,13 @@ __all__ = [
     "McpServers",
     "ObservationalMemory",
     "ObservationalMemoryConfig",
+    "PlanExitAnswer",
+    "PlanExitRequest",
     "PlanMode",
     "RollingHistory",
+    "SpawnContext",
+    "SpawnRequest",
+    "StaticCapability",
     "StdioServer",
     "Subagents",
     "ToolOutputBudget",
