@@ -123,7 +123,7 @@ async def test_a_worker_dying_in_a_back_off_is_redriven_at_the_timer_not_the_fir
     with pytest.raises(Crash):
         await attempt(first_model, first)
     assert calls == [1]
-    assert first.executed == ["s1:t1:1:0:llm_call:1", f"{call_key}:attempt:1"]
+    assert first.executed == ["s1:t1:1:0:llm_call:1:attempt:1", f"{call_key}:attempt:1"]
     assert workflow.timers == [(f"lash:{call_key}:attempt:1:sleep", 0.25)]
 
     workflow.crash_on_timer = None
@@ -140,7 +140,7 @@ async def test_a_worker_dying_in_a_back_off_is_redriven_at_the_timer_not_the_fir
     names = [name for name, _ in journal.entries]
     assert names[:5] == [
         "lash:s1:t1:start",
-        "lash:s1:t1:1:0:llm_call:1",
+        "lash:s1:t1:1:0:llm_call:1:attempt:1",
         f"lash:{call_key}:attempt:1",
         f"timer:lash:{call_key}:attempt:1:sleep",
         f"lash:{call_key}:attempt:2",

@@ -306,19 +306,19 @@ async def test_a_worker_killed_in_a_retry_back_off_resumes_at_the_timer_without_
                 nonlocal rows
                 assert first.proc.poll() is None, first.log.read_text()
                 rows = await _journal(server, turn_id, service="LashTurn")
-                return any(str(r.get("name", "")).endswith(":attempt:1:sleep") for r in rows)
+                return any(str(r.get("name", "")).endswith(":call_r:attempt:1:sleep") for r in rows)
 
             await _until(timer_journaled, "the retry back-off to be journaled as a timer")
             first.kill()
             assert attempts.read_text() == "1\n"  # killed during the back-off, before attempt 2
             names = [str(r.get("name") or "") for r in rows]
-            attempt_1 = next(n for n in names if n.endswith(":attempt:1"))
+            attempt_1 = next(n for n in names if n.endswith(":call_r:attempt:1"))
             timer = next(r for r in rows if str(r.get("name", "")).endswith(":attempt:1:sleep"))
             assert timer["name"] == f"{attempt_1}:sleep"
             assert "sleep" in str(timer.get("entry_type")).lower(), timer
             assert "run" in str(_row(rows, attempt_1).get("entry_type")).lower()
             assert names.index(attempt_1) < names.index(timer["name"])
-            assert not any(n.endswith(":attempt:2") for n in names)
+            assert not any(n.endswith(":call_r:attempt:2") for n in names)
 
             second = Worker(port, env, tmp_path / "b.log")
             await second.ready()

@@ -17,7 +17,7 @@ from lash.runtime.effect_host import LocalSleep
 from lash.runtime.plugins import ToolCallContext
 from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
-from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing import ScriptedProvider, provider_error, reply, tool_call
 from lash.tools.base import ToolRetryPolicy
 from lash.tools.dispatch import ToolAttempt
 from lash.types import ToolCallOutput, ToolCallPart
@@ -136,7 +136,7 @@ def _factory(plugin: lash.Plugin) -> Callable[[], lash.Plugin]:
 
 
 def _tool_steps(host: JournalHost) -> list[tuple[str, str]]:
-    return [(kind, key) for kind, key, _ in host.log if kind != "llm_call"]
+    return [(kind, key) for kind, key, _ in host.log if ":llm_call:" not in key]
 
 
 async def test_each_attempt_is_its_own_effect_and_each_back_off_a_sleep_between_them() -> None:
@@ -198,7 +198,6 @@ async def test_a_redrive_after_a_death_in_the_back_off_does_not_run_the_first_at
     assert calls == [1, 2]  # attempt 1 came back from the record
     assert hooks.seen == [("busy", True), ("done", True)]  # and its hooks did not run again
     kinds = [(kind, key.rsplit(":attempt:", 1)[-1]) for kind, key in _tool_steps(host)]
-    kinds = [step for step in kinds if "llm_call" not in step[1]]
     assert kinds == [("replayed", "1"), ("sleep", "1:sleep"), ("tool_attempt", "2")]
 
 
@@ -240,3 +239,66 @@ async def test_batch_children_are_individually_keyed_attempt_effects() -> None:
     envelopes = [env for kind, _, env in host.log if kind == "tool_attempt"]
     assert {msgspec.structs.asdict(e)["call"].id for e in envelopes} == {"b1:00", "b1:01"}
     assert sorted(calls) == [1, 1, 2] or sorted(calls) == [1, 2, 2]
+
+
+# --- model calls: the same shape (``<llm key>:attempt:<n>``, ``<llm key>:retry:<n>:sleep``) ---
+
+
+async def _model_turn(host: JournalHost, script: list[Any]) -> tuple[lash.TurnResult, Any]:
+    async def no_wall_clock(seconds: float) -> None:
+        return None
+
+    provider = ScriptedProvider(script)
+    core = (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("m"))
+        .store(MemoryStore())
+        .effect_host(host)
+        .retry(lash.providers.RetryPolicy(max_attempts=3, base_delay_s=0.5))
+        .sleep(no_wall_clock)
+        .build()
+    )
+    session = await core.session("s").open()
+    return await session.turn("go").turn_id("t1").run(), provider
+
+
+async def test_each_model_attempt_is_its_own_effect_with_the_back_off_between_them() -> None:
+    host = JournalHost()
+    busy = provider_error("http", retryable=True, http_status=529)
+    result, provider = await _model_turn(host, [busy, reply("hello")])
+    assert result.assistant_text == "hello"
+    assert len(provider.requests) == 2
+    assert [a.outcome for a in result.llm_calls[0].attempts] == ["failed", "completed"]
+    steps = [(kind, key) for kind, key, _ in host.log]
+    llm_key = steps[0][1].removesuffix(":attempt:1")
+    assert steps == [
+        ("llm_call", f"{llm_key}:attempt:1"),
+        ("sleep", f"{llm_key}:retry:1:sleep"),
+        ("llm_call", f"{llm_key}:attempt:2"),
+    ]
+    assert host.log[1][2] == 0.5
+    # every attempt of one call carries the same request envelope
+    assert host.log[0][2] == host.log[2][2] == provider.requests[0]
+
+
+async def test_a_redrive_after_a_death_in_a_model_back_off_does_not_call_the_model_again() -> None:
+    host = JournalHost()
+    host.crash_on_sleep = ":retry:1:sleep"
+    busy = provider_error("http", retryable=True, http_status=529)
+    try:
+        await _model_turn(host, [busy])
+    except Crash:
+        pass
+    else:
+        raise AssertionError("the turn did not die in the back-off")
+    host.crash_on_sleep = None
+    host.fresh_attempt()
+    result, provider = await _model_turn(host, [reply("hello")])
+    assert result.assistant_text == "hello"
+    assert len(provider.requests) == 1  # attempt 1's failure came back from the record
+    record = result.llm_calls[0]
+    assert [a.outcome for a in record.attempts] == ["failed", "completed"]
+    assert record.attempts[0].retry_decision is not None
+    assert record.attempts[0].retry_decision.scheduled
+    assert [kind for kind, _, _ in host.log] == ["replayed", "sleep", "llm_call"]

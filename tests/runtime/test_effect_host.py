@@ -407,4 +407,4 @@ async def test_a_per_turn_effect_host_runs_that_turns_effects() -> None:
     await session.turn("plain").run()
     assert journal.keys == []
     await session.turn("journaled").turn_id("t-2").effects(journal).run()
-    assert journal.keys == ["llm_call:s:t-2:2:0:llm_call:1"]
+    assert journal.keys == ["llm_call:s:t-2:2:0:llm_call:1:attempt:1"]  # one effect per attempt

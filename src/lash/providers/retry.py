@@ -5,6 +5,11 @@ honoured up to 60 s, and rate-limit waits that do not consume an attempt while a
 budget lasts (each such wait charges at least 1 s). Hard quota failures are never retried.
 Every attempt is recorded; the clock and the sleep are injected so tests never sleep.
 
+Each attempt is one unit (:class:`ModelAttempt`, what happened: a response or a failure, how
+far the stream got, when): an optional ``run_attempt`` runs it as an effect, so a journaling
+host records attempts one by one and replays them; the retry decision and the delay between
+attempts are made outside them, from their recorded outcomes.
+
 An attempt's stream is always closed (also on cancellation), a tool-call fragment counts as
 output for the attempt's protocol position, and an exception an adapter failed to classify
 becomes a non-retryable ``unknown`` failure instead of escaping the ladder.
@@ -39,6 +44,8 @@ from lash.types._base import Record
 
 __all__ = [
     "AttemptReset",
+    "ModelAttempt",
+    "ModelAttemptRunner",
     "RetryPolicy",
     "RetryScheduled",
     "complete_with_retry",
@@ -91,6 +98,27 @@ class RetryScheduled(Record, frozen=True, kw_only=True):
 LadderEvent = StreamEvent | AttemptReset | RetryScheduled
 Sleep = Callable[[float], Awaitable[None]]
 
+Position = Literal["no_response", "response_observed", "output_started", "terminal_observed"]
+
+
+class ModelAttempt(Record, frozen=True, kw_only=True):
+    """What one attempt of a model call came to: its response or its failure, how far its
+    stream got, and when it ran. Plain data, so a journaling host can record it."""
+
+    response: LlmResponse | None = None
+    failure: ProviderFailure | None = None
+    position: Position = "no_response"
+    started_at_ms: int = 0
+    duration_ms: int = 0
+
+
+ModelAttemptRunner = Callable[[int, Callable[[], Awaitable[ModelAttempt]]], Awaitable[ModelAttempt]]
+"""Runs attempt ``n`` (1-based) of a model call, e.g. as an effect of its own."""
+
+
+async def _run_inline(ordinal: int, attempt: Callable[[], Awaitable[ModelAttempt]]) -> ModelAttempt:
+    return await attempt()
+
 
 def _unclassified(err: Exception) -> ProviderFailure:
     return ProviderFailure(
@@ -139,22 +167,23 @@ async def complete_with_retry(
     sleep: Sleep,
     on_event: Callable[[LadderEvent], Awaitable[None]],
     call_id: str | None = None,
+    run_attempt: ModelAttemptRunner = _run_inline,
 ) -> tuple[LlmResponse | ProviderFailure, LlmCallRecord]:
     """Run the ladder; return the response (or the final failure) and the call record.
 
-    Cancellation (``asyncio.CancelledError``) propagates; the caller records it.
+    ``run_attempt`` runs each attempt (default: right here); the retry decision and ``sleep``
+    happen between attempts. Cancellation (``asyncio.CancelledError``) propagates; the caller
+    records it.
     """
     call_id = call_id or uuid.uuid4().hex
     attempts: list[AttemptRecord] = []
     consumed = 0
     throttle_spent = 0.0
     ordinal = 0
-    while True:
-        ordinal += 1
+
+    async def one_attempt() -> ModelAttempt:
         started = clock.now_ms()
-        position: Literal[
-            "no_response", "response_observed", "output_started", "terminal_observed"
-        ] = "no_response"
+        position: Position = "no_response"
         failure: ProviderFailure | None = None
         response: LlmResponse | None = None
         try:
@@ -180,7 +209,19 @@ async def complete_with_retry(
             failure = err.failure
         except Exception as err:  # an adapter bug must not take the turn down uncontrolled
             failure = _unclassified(err)
-        duration = max(0, clock.now_ms() - started)
+        return ModelAttempt(
+            response=response,
+            failure=failure,
+            position=position,
+            started_at_ms=started,
+            duration_ms=max(0, clock.now_ms() - started),
+        )
+
+    while True:
+        ordinal += 1
+        outcome = await run_attempt(ordinal, one_attempt)
+        response, failure = outcome.response, outcome.failure
+        started, duration, position = outcome.started_at_ms, outcome.duration_ms, outcome.position
         if response is not None:
             attempts.append(
                 AttemptRecord(

@@ -37,7 +37,12 @@ from lash.kernel.effects import (
     child_replay_key,
 )
 from lash.providers.base import LlmProvider, ProviderError
-from lash.providers.retry import AttemptReset, RetryScheduled, complete_with_retry
+from lash.providers.retry import (
+    AttemptReset,
+    ModelAttempt,
+    RetryScheduled,
+    complete_with_retry,
+)
 from lash.runtime.await_events import AwaitEventResolver, WaitIdentity, settle_pending
 from lash.runtime.config import TOOL_CANCEL_GRACE_S, CoreConfig
 from lash.runtime.effect_host import EffectHost, effect_sleeper
@@ -88,7 +93,6 @@ from lash.types import (
     InlineSource,
     LlmCallRecord,
     LlmRequest,
-    LlmResponse,
     Message,
     MessagePayload,
     ModelAttemptReset,
@@ -546,6 +550,21 @@ class PhysicalTurn:
                 ),
                 on_event=on_event,
                 call_id=call_id,
+                run_attempt=run_attempt,
+            )
+
+        async def run_attempt(
+            ordinal: int, attempt: Callable[[], Awaitable[ModelAttempt]]
+        ) -> ModelAttempt:
+            # one effect per attempt, so a replay never repeats a finished attempt and the
+            # back-off between two attempts is the host's sleep effect, outside any effect
+            return await self.host.run_effect(
+                self.scope,
+                "llm_call",
+                f"{effect.replay_key}:attempt:{ordinal}",
+                request,
+                attempt,
+                result_type=ModelAttempt,
             )
 
         started = self.cfg.clock.now_ms()
@@ -557,16 +576,7 @@ class PhysicalTurn:
             "llm_call_id": call_id,
         }
         self.tracer.emit("llm_call_started", {"request": request}, **span)
-        task = asyncio.ensure_future(
-            self.host.run_effect(
-                self.scope,
-                "llm_call",
-                effect.replay_key,
-                request,
-                call,
-                result_type=tuple[LlmResponse | ProviderFailure, LlmCallRecord],
-            )
-        )
+        task = asyncio.ensure_future(call())
         if not await self._race(task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

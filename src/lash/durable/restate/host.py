@@ -13,12 +13,13 @@ Restate journals are positional, so effects run one at a time
 (:attr:`supports_concurrent_effects` is ``False``).
 
 Sleep effects are durable timers named ``lash:<replay key>``, raced with the turn's cancel
-gate; a redrive replays a fired timer instead of sleeping again. Each tool attempt is its own
-step (``<call key>:attempt:<n>``) and the retry back-off between two of them is such a timer
-(``<call key>:attempt:<n>:sleep``), so a worker killed during a back-off resumes at the timer
-and never runs the earlier attempt again. Restate allows no timer inside a journaled closure,
-so a sleep made while an effect's closure runs (today: the model-call retry ladder, which runs
-inside its one ``llm_call`` step) is the configured local sleep.
+gate; a redrive replays a fired timer instead of sleeping again. Each tool attempt and each
+model-call attempt is its own step (``<call key>:attempt:<n>``, ``<llm key>:attempt:<n>``) and
+the retry back-off between two of them is such a timer (``<call key>:attempt:<n>:sleep``,
+``<llm key>:retry:<n>:sleep``), so a worker killed during a back-off resumes at the timer and
+never runs the earlier attempt again. Restate allows no timer inside a journaled closure, so a
+sleep made while an effect's closure runs (e.g. a retry inside a tool's own direct
+completion) is the configured local sleep.
 
 Durable waits (a tool returned :func:`lash.tools.pending`) are workflow promises named
 ``lash.await:<key id>``: the turn enters the wait in its session's wait index, then parks on
