@@ -13,6 +13,9 @@ Configured through the environment:
   key to (the tool then returns ``pending``, parking the turn until the key is resolved);
 * ``WORKER_PARK_MARKER`` (optional): when the marker file does not exist yet, the worker
   creates it and parks forever just before its second model call, so the test can SIGKILL it;
+* ``WORKER_HOLD_MARKER`` and ``WORKER_HOLD_RELEASE`` (optional): the worker creates the marker
+  just before its second model call and holds that call until the release file exists (a
+  window in which the test can close the cancel gate after the turn's last gate read);
 * ``WORKER_ATTEMPTS`` (optional): the file the ``flaky_write`` tool appends each attempt
   number to (its first attempt fails with a transient error, its retry policy is ``safe``);
   ``WORKER_BACKOFF_MS`` is its retry back-off (default 200).
@@ -43,9 +46,15 @@ from lash.types import LlmRequest, StreamEvent, ToolCallOutput
 class ParkingProvider:
     """Delegates to a real provider, but parks before the second call when told to."""
 
-    def __init__(self, inner: OpenAIChatProvider, marker: Path | None) -> None:
+    def __init__(
+        self,
+        inner: OpenAIChatProvider,
+        marker: Path | None,
+        hold: tuple[Path, Path] | None = None,
+    ) -> None:
         self._inner = inner
         self._marker = marker
+        self._hold = hold
         self._calls = 0
 
     @property
@@ -61,6 +70,11 @@ class ParkingProvider:
             self._marker.write_text("parked\n")
             print("PARKED", flush=True)
             await asyncio.Event().wait()
+        if self._calls == 2 and self._hold is not None:
+            held, release = self._hold
+            held.write_text("held\n")
+            while not release.exists():
+                await asyncio.sleep(0.02)
         async for event in self._inner.stream(request):
             yield event
 
@@ -107,6 +121,8 @@ def build_app() -> object:
         return "written"
 
     marker = os.environ.get("WORKER_PARK_MARKER")
+    held, release = os.environ.get("WORKER_HOLD_MARKER"), os.environ.get("WORKER_HOLD_RELEASE")
+    hold = (Path(held), Path(release)) if held and release else None
 
     async def make_core() -> lash.LashCore:
         provider = OpenAIChatProvider(api_key="k", base_url=os.environ["WORKER_MODEL_URL"])
@@ -123,7 +139,7 @@ def build_app() -> object:
             store = SqliteStore(os.environ["WORKER_DB"])
         builder = (
             lash.LashCore.builder()
-            .provider(ParkingProvider(provider, Path(marker) if marker else None))
+            .provider(ParkingProvider(provider, Path(marker) if marker else None, hold))
             .model(lash.ModelSpec("test-model", context_window=100_000))
             .store(store)
             .effect_host(lash.InlineEffectHost())

@@ -456,6 +456,60 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             worker.stop()
 
 
+async def test_a_cancel_closing_the_gate_after_the_last_read_makes_the_turn_commit_cancelled(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    """The cancel lands while the last model call runs (the gate was read before it, and a
+    running effect is not interrupted): the seal, awaited before the commit, finds the gate
+    closed by the cancel, so the receipt's ``requested`` and the committed turn agree."""
+    server = restate_server
+    held, release = tmp_path / "held", tmp_path / "release"
+    db = tmp_path / "store.db"
+    async with WireServer(*SCRIPTS) as wire:
+        env = {
+            "WORKER_DB": str(db),
+            "WORKER_LINES": str(tmp_path / "lines.txt"),
+            "WORKER_MODEL_URL": wire.url(),
+            "WORKER_HOLD_MARKER": str(held),
+            "WORKER_HOLD_RELEASE": str(release),
+        }
+        worker = Worker(free_port(), env, tmp_path / "w.log")
+        try:
+            await worker.ready()
+            await _register(server, worker.port)
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(server.send, "LashTurn", "turn-late-cancel", "run", body)
+            await _wait_for(held, worker)
+            cancel = {"request_id": "r-late", "origin": "test", "reason": "stop"}
+            receipt = await asyncio.to_thread(
+                server.call, "LashTurn", "turn-late-cancel", "request_cancel", cancel
+            )
+            assert receipt["outcome"] == "requested", receipt
+            release.write_text("go\n")
+            outcome = await _attach(server, "turn-late-cancel")
+            attached = await _patiently(
+                lambda: server.call(
+                    "LashTurn", "turn-late-cancel", "attach_terminal", {"session_id": "s1"}
+                ),
+                "the published terminal",
+            )
+        finally:
+            worker.stop()
+    assert not isinstance(outcome, Exception), outcome
+    result = msgspec.convert(outcome, type=TurnResult)
+    assert (result.outcome.kind, result.outcome.reason) == ("stopped", "cancelled")
+    assert result.cancellation is not None and result.cancellation.request_id == "r-late"
+    assert len(wire.exchanges) == 2  # the model answered; the cancel still won the gate
+    assert attached["outcome"] == "terminal"
+    assert msgspec.convert(attached["terminal"], type=TurnResult) == result
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT result_json FROM turn_commits").fetchall()
+    assert len(rows) == 1  # one commit, and it holds the cancelled outcome
+    committed = json.loads(rows[0][0])["result"]
+    assert committed["outcome"]["reason"] == "cancelled"
+    assert committed["cancellation"]["request_id"] == "r-late"
+
+
 async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_runs(
     restate_server: LocalRestateServer, tmp_path: Path
 ) -> None:
