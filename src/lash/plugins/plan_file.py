@@ -9,7 +9,9 @@ pure text and file functions, so the decision contract can be checked without a 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,7 @@ __all__ = [
     "PlanExitAnswer",
     "PlanExitPrompt",
     "PlanExitRequest",
+    "PlanFileUnsafe",
     "PlanReport",
     "PlanReview",
     "confirmation_display",
@@ -35,6 +38,7 @@ __all__ = [
     "plan_file_path",
     "read_plan_report",
     "seed_plan_file",
+    "unsafe_plan_file",
 ]
 
 IMPLEMENT_NOW = "Start implementing now"
@@ -155,21 +159,91 @@ def display_path(workspace: Path, path: Path) -> str:
         return path.as_posix()
 
 
-def seed_plan_file(path: Path) -> bool:
-    """Write :data:`PLAN_TEMPLATE` to ``path`` unless a plan is already there (True: seeded)."""
-    if path.is_file():
+class PlanFileUnsafe(ValueError):
+    """The plan file (or a directory on its way from the workspace root) is a symlink or not
+    what it should be, so writing it could change some other file."""
+
+
+def unsafe_plan_file(root: Path | None, path: Path) -> str | None:
+    """Why ``path`` cannot be trusted as the plan file (``None``: it can).
+
+    Nothing is resolved: every existing component from ``root`` (exclusive) down to ``path``
+    is checked with ``lstat``, so a symlinked ``.lash``, ``plans`` or plan file is refused
+    rather than followed. Without ``root`` only the file itself is checked.
+    """
+    chain: list[Path] = [path]
+    if root is not None:
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            return f"`{path}` is not under the workspace"
+        chain = [root.joinpath(*rel.parts[: i + 1]) for i in range(len(rel.parts))]
+    for i, component in enumerate(chain):
+        try:
+            mode = os.lstat(component).st_mode
+        except FileNotFoundError:
+            return None  # nothing below a missing component exists either
+        except OSError as exc:
+            return f"cannot inspect `{component}`: {exc.strerror or exc}"
+        if stat.S_ISLNK(mode):
+            return f"`{component}` is a symlink"
+        last = i == len(chain) - 1
+        if last and not stat.S_ISREG(mode):
+            return f"`{component}` is not a regular file"
+        if not last and not stat.S_ISDIR(mode):
+            return f"`{component}` is not a directory"
+    return None
+
+
+def seed_plan_file(path: Path, *, root: Path | None = None) -> bool:
+    """Write :data:`PLAN_TEMPLATE` to ``path`` unless a plan is already there (True: seeded).
+
+    Raises :class:`PlanFileUnsafe` when the file or a directory between ``root`` and it is a
+    symlink: the template is never written through one (``O_NOFOLLOW`` + ``O_EXCL``).
+    """
+    reason = unsafe_plan_file(root, path)
+    if reason is not None:
+        raise PlanFileUnsafe(reason)
+    if os.path.lexists(path):
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PLAN_TEMPLATE, encoding="utf-8")
+    _make_dirs(path.parent, root)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        return False  # created meanwhile; the checks above apply to it next time
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(PLAN_TEMPLATE)
     return True
 
 
-def read_plan_report(path: Path, shown_as: str) -> PlanReport:
+def _make_dirs(directory: Path, root: Path | None) -> None:
+    # One level at a time, so a symlink planted between the check and the mkdir is refused.
+    if root is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        return
+    current = root
+    for part in directory.relative_to(root).parts:
+        current = current / part
+        try:
+            current.mkdir()
+        except FileExistsError:
+            pass
+        if not stat.S_ISDIR(os.lstat(current).st_mode):
+            raise PlanFileUnsafe(f"`{current}` is not a directory")
+
+
+def read_plan_report(path: Path, shown_as: str, *, root: Path | None = None) -> PlanReport:
     """Read the plan file as it is: no structure is required, so the untouched template (or
-    any free-form text) is a reviewable plan."""
-    if not path.is_file():
+    any free-form text) is a reviewable plan. A symlinked plan file is not read (no content)."""
+    if unsafe_plan_file(root, path) is not None:
         return PlanReport(display_path=shown_as)
-    return PlanReport(display_path=shown_as, content=path.read_text(encoding="utf-8"))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return PlanReport(display_path=shown_as)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        return PlanReport(display_path=shown_as, content=handle.read())
 
 
 def _note(note: str | None) -> str | None:

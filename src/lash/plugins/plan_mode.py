@@ -27,6 +27,7 @@ checkpoint or at the end of the turn; ``plan_mode.state`` (``session_id``, ``ena
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -41,6 +42,7 @@ from lash.plugins.plan_file import (
     PlanExitAnswer,
     PlanExitPrompt,
     PlanExitRequest,
+    PlanFileUnsafe,
     PlanReport,
     PlanReview,
     confirmation_display,
@@ -50,6 +52,7 @@ from lash.plugins.plan_file import (
     plan_file_path,
     read_plan_report,
     seed_plan_file,
+    unsafe_plan_file,
 )
 from lash.runtime.plugins import (
     CheckpointContext,
@@ -79,6 +82,8 @@ __all__ = [
     "plan_snapshot_event",
     "render_plan",
 ]
+
+_log = logging.getLogger(__name__)
 
 PLAN_STATUSES = ("pending", "in_progress", "completed")
 
@@ -256,8 +261,12 @@ class PlanMode(Plugin):
         if path is None:
             return PlanReport(display_path="")
         if self.enabled:
-            seed_plan_file(path)
-        return read_plan_report(path, self.plan_path or path.as_posix())
+            try:
+                seed_plan_file(path, root=self.workspace)
+            except (PlanFileUnsafe, OSError) as exc:
+                # Not fatal to the turn: the file tools stay confined and refuse to write it.
+                _log.warning("plan file %s not seeded: %s", path, exc)
+        return read_plan_report(path, self.plan_path or path.as_posix(), root=self.workspace)
 
     # --- catalog --------------------------------------------------------------------------
 
@@ -293,9 +302,23 @@ class PlanMode(Plugin):
         target = call.arguments.get("path")
         if not isinstance(target, str) or not target.strip():
             return f"plan mode needs `{call.name}.path`"
+        if "\x00" in target:
+            return f"`{call.name}.path` contains a NUL byte"
+        # Compared without following symlinks: a plan file (or `.lash`) that is a symlink
+        # must not make some other file writable while planning.
         candidate = Path(target)
-        resolved = (candidate if candidate.is_absolute() else workspace / candidate).resolve()
-        if resolved != path.resolve():
+        absolute = candidate if candidate.is_absolute() else workspace / candidate
+        if Path(os.path.normpath(absolute)) != path:
+            return f"plan mode lets `{call.name}` change only `{self.plan_path}`"
+        unsafe = unsafe_plan_file(workspace, path)
+        if unsafe is not None:
+            return f"plan mode refuses to write the plan file: {unsafe}"
+        try:
+            # `dir/../x` normalises lexically but the tool resolves it through `dir`.
+            same = absolute.resolve() == path
+        except (OSError, RuntimeError):
+            same = False
+        if not same:
             return f"plan mode lets `{call.name}` change only `{self.plan_path}`"
         return None
 
