@@ -181,11 +181,42 @@ async def test_legacy_membership_checkpoint_still_opens_with_the_same_tools_hidd
 
 
 def test_membership_record_rejects_bad_names_and_corrupt_state() -> None:
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(lash.LashRuntimeError, match="non-empty") as bad_name:
         ToolMembership().changed([""], False)
-    with pytest.raises(ValueError, match="corrupt tool membership"):
+    assert bad_name.value.is_code("invalid_tool_state")
+    with pytest.raises(lash.LashRuntimeError, match="corrupt tool membership") as corrupt:
         membership_of({"membership": {"hidden": 3}})
+    assert corrupt.value.is_code("invalid_tool_state")
     state = with_membership({"other": 1}, ToolMembership(generation=2, hidden=("x",)))
     assert state["other"] == 1 and membership_of(state) == ToolMembership(
         generation=2, hidden=("x",)
     )
+
+
+async def test_corrupt_legacy_membership_record_fails_open_with_invalid_tool_state(
+    tmp_path: Path,
+) -> None:
+    from lash.runtime.lease import acquire_lease
+    from lash.stores.liveness import local_process_owner
+    from lash.types import GraphUnchanged, RuntimeCommit, SessionCheckpoint
+
+    store = SqliteStore(tmp_path / "corrupt.db")
+    lease = await acquire_lease(store, "s", local_process_owner(), 30_000)
+    assert lease is not None
+    corrupt = {"membership": {"generation": "four", "hidden": ["wipe"]}}
+    await store.commit(
+        RuntimeCommit(
+            session_id="s",
+            graph=GraphUnchanged(leaf_node_id=None),
+            checkpoint=SessionCheckpoint(tool_state=corrupt),
+            expected_head_revision=0,
+            lease=lease.fence(),
+            release_lease=True,
+        )
+    )
+    async with _core(ScriptedProvider([]), _tools([]), store) as core:
+        with pytest.raises(lash.LashRuntimeError) as opened:
+            await core.session("s").open()
+        assert opened.value.is_code("invalid_tool_state")
+    loaded = await store.load_session("s")  # the stored record is left as it was
+    assert loaded is not None and loaded.checkpoint.tool_state == corrupt

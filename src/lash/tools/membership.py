@@ -213,10 +213,14 @@ def _legacy_membership(tool_state: Mapping[str, Any]) -> ToolMembership:
     try:
         return msgspec.convert(raw, ToolMembership)
     except msgspec.ValidationError as err:
-        raise ValueError(f"corrupt tool membership record in tool_state: {err}") from err
+        raise LashRuntimeError(
+            INVALID_TOOL_STATE, f"corrupt tool membership record in tool_state: {err}"
+        ) from err
 
 
 def _name(name: object) -> str:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"tool names must be non-empty strings, got {name!r}")
+        raise LashRuntimeError(
+            INVALID_TOOL_STATE, f"tool names must be non-empty strings, got {name!r}"
+        )
     return name
