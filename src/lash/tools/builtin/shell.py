@@ -337,6 +337,12 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
     def argv(cmd: str, shell: str | None, login: bool) -> list[str]:
         return [shell or config.default_shell, "-lc" if login else "-c", cmd]
 
+    def check_args(cmd: str, shell: str | None) -> None:
+        # Checked before any log or fd is opened: exec would refuse them with a ValueError.
+        for name, value in (("cmd", cmd), ("shell", shell)):
+            if value is not None and "\x00" in value:
+                raise ToolError(f"`{name}` contains a NUL byte", code="invalid_tool_args")
+
     def env() -> dict[str, str]:
         return {**os.environ, **_QUIET_ENV, **config.env}
 
@@ -348,6 +354,7 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         ctx: ToolContext, tool_name: str, cmd: str, workdir: str | None, shell: str | None,
         login: bool, *, stdin: int,
     ) -> tuple[asyncio.subprocess.Process, Path]:  # fmt: skip
+        check_args(cmd, shell)
         cwd = _workdir(ws, workdir)
         log, fd = _open_log(ws, tool_name, ctx.call_id)
         try:
@@ -360,9 +367,11 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
                 start_new_session=True,
                 env=env(),
             )
-        except OSError as exc:
+        except BaseException as exc:
             log.unlink(missing_ok=True)
-            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+            if isinstance(exc, OSError):
+                raise _spawn_error(exc) from exc
+            raise
         finally:
             os.close(fd)
         return proc, log
@@ -370,14 +379,19 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
     async def spawn_pty(
         ctx: ToolContext, cmd: str, workdir: str | None, shell: str | None, login: bool
     ) -> tuple[asyncio.subprocess.Process, Path, _PtyOutput]:
+        check_args(cmd, shell)
         cwd = _workdir(ws, workdir)
         log, log_fd = _open_log(ws, "start_command", ctx.call_id)
         try:
             master, slave = _open_pty()
-        except OSError as exc:
+        except BaseException as exc:
             os.close(log_fd)
             log.unlink(missing_ok=True)
-            raise ToolError(f"Could not open a terminal: {exc}", code="pty_unavailable") from exc
+            if isinstance(exc, OSError):
+                raise ToolError(
+                    f"Could not open a terminal: {exc}", code="pty_unavailable"
+                ) from exc
+            raise
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv(cmd, shell, login),
@@ -388,11 +402,13 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
                 start_new_session=True,
                 env=env(),
             )
-        except OSError as exc:
+        except BaseException as exc:
             os.close(master)
             os.close(log_fd)
             log.unlink(missing_ok=True)
-            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+            if isinstance(exc, OSError):
+                raise _spawn_error(exc) from exc
+            raise
         finally:
             os.close(slave)
         return proc, log, _PtyOutput(master, log_fd)
@@ -528,13 +544,14 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
     async def _start_detached(
         ctx: ToolContext, cmd: str, workdir: str | None, shell: str | None, login: bool
     ) -> dict[str, Any]:
+        check_args(cmd, shell)
         cwd = _workdir(ws, workdir)
-        log, fd = _open_log(ws, "start_command", ctx.call_id)
-        os.close(fd)
         if not sys.executable:
             raise ToolError(
                 "No interpreter to launch a detached command.", code="shell_unavailable"
             )
+        log, fd = _open_log(ws, "start_command", ctx.call_id)
+        os.close(fd)
         try:
             launcher = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", "-c", _DETACH_LAUNCHER, str(log), *argv(cmd, shell, login),
@@ -544,12 +561,16 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
                 stderr=asyncio.subprocess.PIPE,
                 env=env(),
             )  # fmt: skip
-        except OSError as exc:
-            raise ToolError(f"Could not start the shell: {exc}", code="shell_unavailable") from exc
+        except BaseException as exc:
+            log.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _spawn_error(exc) from exc
+            raise
         out, err = await launcher.communicate()
         pid_text = out.decode(errors="replace").strip()
         if launcher.returncode != 0 or not pid_text.isdigit():
             reason = err.decode(errors="replace").strip().splitlines()
+            log.unlink(missing_ok=True)
             raise ToolError(
                 f"Could not start the detached command: {reason[-1] if reason else 'no pid'}",
                 code="shell_unavailable",
@@ -668,6 +689,12 @@ def make_shell_tools(ws: Workspace, config: ShellConfig, table: ProcessTable) ->
         return result
 
     return [exec_command, start_command, write_stdin]
+
+
+def _spawn_error(exc: OSError) -> ToolError:
+    """A spawn the OS refused; anything else (cancellation, a bug) propagates as it is, after
+    the log file and descriptors are cleaned up."""
+    return ToolError(f"Could not start the shell: {exc}", code="shell_unavailable")
 
 
 def _workdir(ws: Workspace, workdir: str | None) -> Path:
