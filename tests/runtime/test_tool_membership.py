@@ -218,5 +218,5 @@ async def test_corrupt_legacy_membership_record_fails_open_with_invalid_tool_sta
         with pytest.raises(lash.LashRuntimeError) as opened:
             await core.session("s").open()
         assert opened.value.is_code("invalid_tool_state")
-    loaded = await store.load_session("s")  # the stored record is left as it was
-    assert loaded is not None and loaded.checkpoint.tool_state == corrupt
+        loaded = await store.load_session("s")  # the stored record is left as it was
+        assert loaded is not None and loaded.checkpoint.tool_state == corrupt
