@@ -407,3 +407,38 @@ async def test_refresh_tool_catalog_command_commits_the_rediscovered_surface() -
     revision = session.head_revision
     assert await session.refresh_tools() == persisted
     assert session.head_revision == revision  # already persisted: nothing more to commit
+
+
+async def test_stale_export_over_another_writers_commit_is_rejected_even_at_a_reused_number() -> (
+    None
+):
+    # A's uncommitted sources raise its local generation to the number B commits next for
+    # other content; A's stale export must not pass the fence and undo B's hide.
+    store = MemoryStore()
+    provider = ScriptedProvider([reply("one")])
+    surface = Surface(dyn("tool:x", "x", "x"), dyn("tool:y", "y", "y"))
+    core = make_core(provider, store, surface)
+    a = await core.session("shared").open()
+    await a.turn("hi").run()
+    b = await core.session("shared").open()
+    a.add_tool_source([dyn("tool:l1", "l1", "l1")])
+    a.add_tool_source([dyn("tool:l2", "l2", "l2")])
+    stale = a.tool_state()
+    committed = await b.set_tool_membership("x", False)
+    assert committed == stale.generation - 1  # B commits the number A's next bump would take
+    with pytest.raises(lash.LashRuntimeError) as refused:
+        await a.apply_tool_state(stale.with_membership("tool:y", False))
+    assert refused.value.is_code("tool_state_generation_mismatch")
+    assert a.tool_state().generation > stale.generation  # never reused for other content
+    loaded = await store.load_session("shared")
+    assert loaded is not None
+    persisted, _ = decode_tool_state(loaded.checkpoint.tool_state)
+    assert not member(persisted, "tool:x") and member(persisted, "tool:y")  # B's hide stands
+    # a fresh export from A carries B's hide and applies
+    fresh = a.tool_state()
+    assert not member(fresh, "tool:x")
+    await a.apply_tool_state(fresh.with_membership("tool:y", False))
+    loaded = await store.load_session("shared")
+    assert loaded is not None
+    persisted, _ = decode_tool_state(loaded.checkpoint.tool_state)
+    assert not member(persisted, "tool:x") and not member(persisted, "tool:y")

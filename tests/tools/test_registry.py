@@ -464,3 +464,24 @@ async def test_a_tool_with_a_declared_id_keeps_its_retry_settings_and_runs() -> 
     output = await registry.execute_by_id("mcp:srv/flaky", ctx(), {})
     assert output.ok and output.payload == "ok"
     assert not hasattr(wrapped, "_missing")
+
+
+def test_restore_after_an_export_never_reuses_a_generation_for_another_surface() -> None:
+    committed = base_registry().export_state()  # generation 1, mock_tool a member
+    local = base_registry()
+    local.restore_state(committed)
+    local.upsert_source("extra", [make_tool("extra")])  # uncommitted local change: 2
+    stale = local.export_state()
+    # another writer commits generation 2 for a different surface
+    theirs = committed.with_membership("tool:mock_tool", False).with_generation(2)
+    report = local.restore_state(theirs)
+    assert report.generation == 3 and report.dirty  # above both: 2 meant other content
+    with pytest.raises(LashRuntimeError) as err:
+        local.apply_state(stale)
+    assert err.value.is_code(TOOL_STATE_GENERATION_MISMATCH)
+    assert local.tool("mock_tool") is None and local.tool("extra") is not None
+    # a reload that lands on the surface already served keeps the generation
+    same = local.export_state()
+    assert local.restore_state(same).generation == same.generation
+    # and an older commit of the same surface never moves it back
+    assert local.restore_state(same.with_generation(1)).generation == same.generation

@@ -230,6 +230,9 @@ class ToolRegistry:
         self._generation = 0
         self._hidden = frozenset(hidden)
         self._next_live = 0
+        # set once a generation has been handed out (an export or a restore): from then on a
+        # restore never moves the generation back nor reuses one for a different surface
+        self._pinned = False
 
     # --- reading --------------------------------------------------------------------------
 
@@ -249,6 +252,7 @@ class ToolRegistry:
 
     def export_state(self) -> ToolState:
         """The source-free snapshot (persist it; restore or apply it later)."""
+        self._pinned = True
         return ToolState(generation=self._generation, tools=dict(self._export()))
 
     def member_tools(self) -> dict[str, Tool]:
@@ -329,13 +333,30 @@ class ToolRegistry:
         differs from it (then ``dirty``). Never fails for a missing source (see orphans).
         ``hidden``, when given, replaces the hidden-name policy (it is persisted beside the
         snapshot, not in it).
+
+        Once this registry has handed out a generation, a restore (another writer's commit
+        reloaded) never reuses one for a different surface: uncommitted local changes may
+        have raised the local generation to the very number another writer committed for
+        other content, so a surface that differs from the local one lands above both, and a
+        stale export is then refused by :meth:`apply_state`.
         """
         policy = self._hidden if hidden is None else frozenset(hidden)
         done = self._reconcile(snapshot, self._sources, live=True, hidden=policy)
+        generation = snapshot.generation + 1 if done.changed else snapshot.generation
+        if self._pinned:
+            local = self._generation
+            same = policy == self._hidden and not _differs(done.entries, self._export())
+            if same:
+                generation = max(generation, local)
+            elif generation <= local:
+                generation = max(local, snapshot.generation) + 1
+        self._pinned = True
         self._hidden = policy
-        self._adopt(done, snapshot.generation + 1 if done.changed else snapshot.generation)
+        self._adopt(done, generation)
         return ToolRestoreReport(
-            generation=self._generation, orphaned=done.orphaned, dirty=done.changed
+            generation=self._generation,
+            orphaned=done.orphaned,
+            dirty=done.changed or generation != snapshot.generation,
         )
 
     def set_membership(self, names: Iterable[str], present: bool) -> int:
