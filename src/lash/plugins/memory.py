@@ -20,6 +20,12 @@ Two paths keep it current:
   turn wait for an observer call. Likewise the buffered reflection replaces a log over
   ``reflection_observation_tokens``, and past ``reflection_block_after_tokens`` the turn waits
   for a reflector call. These appends happen under the turn's own lease, before its commit.
+  If that observer or reflector call fails, the turn is not failed: the prompt is built from
+  the memory as it stands (raw messages past the log), the failure is logged and published as
+  a :data:`MEMORY_MAINTENANCE_FAILED_EVENT` plugin event, and the next turn tries again. lash
+  (Rust) propagates the error and fails the turn; nothing in it makes that a rule, and a
+  secondary model being down would otherwise stop every later turn of a long session, so
+  this port degrades instead. Store, lease and fencing errors of the append still fail it.
 
 The prompt is then the leading system messages, the memory (instructions, the log with its
 hints, a continuation reminder) and the messages after ``observed_through_message_id``.
@@ -32,8 +38,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from lash.plugins._completion import direct_completion, usage_entry, user_message
+from lash.errors import LashRuntimeError, StoreError
+from lash.plugins._completion import (
+    direct_completion,
+    usage_entry,
+    user_message,
+)
 from lash.plugins._memory_prompts import (
     CONTEXT_PREAMBLE,
     CONTINUATION_HINT,
@@ -68,6 +80,8 @@ from lash.providers.base import LlmProvider
 from lash.providers.retry import RetryPolicy
 from lash.runtime.plugins import (
     AppendedPluginNodes,
+    Directive,
+    EmitEvent,
     Plugin,
     PluginSessionContext,
     PrepareContext,
@@ -89,6 +103,7 @@ __all__ = [
     "ACTIVE_STATE_PLUGIN_TYPE",
     "BUFFERED_OBSERVATION_PLUGIN_TYPE",
     "BUFFERED_REFLECTION_PLUGIN_TYPE",
+    "MEMORY_MAINTENANCE_FAILED_EVENT",
     "OBSERVATIONAL_MEMORY_PLUGIN_ID",
     "ActiveMemory",
     "MemoryGraphState",
@@ -105,6 +120,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OBSERVATIONAL_MEMORY_PLUGIN_ID = "observational_memory"
+MEMORY_MAINTENANCE_FAILED_EVENT = "observational_memory.maintenance_failed"
+"""Plugin event name published when an observer/reflector call failed; its payload is
+``{phase, worker, error}`` (``phase``: ``"prepare"`` before a prompt, ``"post_persist"``)."""
 _MAX_ADVANCE_STEPS = 6
 
 
@@ -239,6 +257,12 @@ class _NoObserver(Exception):
     """Neither the plugin nor the session names a provider and model for the workers."""
 
 
+def _degradable(err: Exception) -> bool:
+    """True for an observer/reflector failure the prompt can degrade around (the model or
+    provider could not do the work); runtime and store errors (lease, fencing) still fail."""
+    return not isinstance(err, LashRuntimeError | StoreError)
+
+
 class ObservationalMemory(Plugin):
     """Observational memory as a context strategy (plugin id ``observational_memory``).
 
@@ -262,6 +286,8 @@ class ObservationalMemory(Plugin):
         self._model = ModelSpec(model) if isinstance(model, str) else model
         self._retry = retry
         self._access: SessionGraphAccess | None = None
+        self._failed: set[str] = set()  # workers that failed while preparing this turn
+        self._failure_events: list[dict[str, Any]] = []
 
     async def open_session(self, ctx: PluginSessionContext) -> None:
         # nothing to restore from plugin state: the memory is rebuilt from the graph on use
@@ -286,6 +312,8 @@ class ObservationalMemory(Plugin):
         self, ctx: PrepareContext, messages: list[Message]
     ) -> list[Message]:
         access = self._access
+        self._failed = set()
+        self._failure_events = []
         if access is None:
             return messages
         graph = access.graph()
@@ -336,6 +364,22 @@ class ObservationalMemory(Plugin):
                 ):
                     continue
             return
+
+    async def prepare_turn(self, ctx: PrepareContext) -> Sequence[Directive]:
+        # transform_context ran just before: publish what failed while shaping this prompt
+        events, self._failure_events = self._failure_events, []
+        return [EmitEvent(event=event) for event in events]
+
+    def _worker_failed(self, worker: str, phase: str, err: Exception) -> None:
+        """Log an observer/reflector failure and queue its plugin event; the turn goes on."""
+        log.warning("observational memory %s failed (%s): %s", worker, phase, err)
+        self._failed.add(worker)
+        self._failure_events.append(
+            {
+                "name": MEMORY_MAINTENANCE_FAILED_EVENT,
+                "payload": {"phase": phase, "worker": worker, "error": str(err)},
+            }
+        )
 
     async def _activate_buffered_observations(
         self,
@@ -388,7 +432,7 @@ class ObservationalMemory(Plugin):
         pending: list[ObservedMessage],
     ) -> bool:
         until = prefix_len_leaving_tail_budget(pending, self.config.observation_retention_tokens)
-        if until == 0:
+        if until == 0 or "observer" in self._failed:
             return False
         merged = state.active
         usage: list[TokenLedgerEntry] = []
@@ -396,7 +440,13 @@ class ObservationalMemory(Plugin):
         for batch in split_message_batches(
             pending[:until], max(1, self.config.observation_max_tokens_per_batch)
         ):
-            output, spent = await self._observe(merged, batch)
+            try:
+                output, spent = await self._observe(merged, batch)
+            except Exception as err:
+                if not _degradable(err):
+                    raise
+                self._worker_failed("observer", "prepare", err)
+                break  # keep what the earlier batches observed
             usage.extend(spent)
             if output.is_empty:
                 continue
@@ -416,9 +466,15 @@ class ObservationalMemory(Plugin):
         self, access: SessionGraphAccess, graph: SessionGraph, state: MemoryGraphState
     ) -> bool:
         active = state.active
-        if active is None:
+        if active is None or "reflector" in self._failed:
             return False
-        output, usage = await self._reflect(active.observations)
+        try:
+            output, usage = await self._reflect(active.observations)
+        except Exception as err:
+            if not _degradable(err):
+                raise
+            self._worker_failed("reflector", "prepare", err)
+            return False
         if not self._reflection_changes(active, output):
             return False
         node = active_state_node(
