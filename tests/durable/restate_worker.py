@@ -18,7 +18,9 @@ Configured through the environment:
   window in which the test can close the cancel gate after the turn's last gate read);
 * ``WORKER_ATTEMPTS`` (optional): the file the ``flaky_write`` tool appends each attempt
   number to (its first attempt fails with a transient error, its retry policy is ``safe``);
-  ``WORKER_BACKOFF_MS`` is its retry back-off (default 200).
+  ``WORKER_BACKOFF_MS`` is its retry back-off (default 200);
+* ``WORKER_EXIT_AFTER_COMMIT`` (optional): a marker file; when it does not exist yet, the
+  worker creates it and exits at once after a turn's commit is durable (SQLite only).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from lash.durable.restate import turn_services
 from lash.providers import OpenAIChatProvider
 from lash.stores import MemoryStore, SqliteStore
 from lash.stores.postgres import PostgresStore
-from lash.types import LlmRequest, StreamEvent, ToolCallOutput
+from lash.types import (
+    LlmRequest,
+    RuntimeCommit,
+    RuntimeCommitResult,
+    StreamEvent,
+    ToolCallOutput,
+)
 
 
 class ParkingProvider:
@@ -77,6 +85,22 @@ class ParkingProvider:
                 await asyncio.sleep(0.02)
         async for event in self._inner.stream(request):
             yield event
+
+
+class ExitAfterCommitStore(SqliteStore):
+    """A SQLite store whose worker dies (``os._exit``) right after a turn's commit is
+    durable, before the run handler can return: the first time only, recorded in a marker."""
+
+    def __init__(self, path: str, marker: Path) -> None:
+        super().__init__(path)
+        self._marker = marker
+
+    async def commit(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        result = await super().commit(commit)
+        if commit.turn_commit is not None and not self._marker.exists():
+            self._marker.write_text("exited\n")
+            os._exit(9)
+        return result
 
 
 CORES: list[lash.LashCore] = []
@@ -127,6 +151,7 @@ def build_app() -> object:
     async def make_core() -> lash.LashCore:
         provider = OpenAIChatProvider(api_key="k", base_url=os.environ["WORKER_MODEL_URL"])
         dsn = os.environ.get("WORKER_PG_DSN")
+        exit_marker = os.environ.get("WORKER_EXIT_AFTER_COMMIT")
         store: SqliteStore | PostgresStore | MemoryStore
         if os.environ.get("WORKER_MEMORY_STORE"):
             store = MemoryStore()
@@ -135,6 +160,8 @@ def build_app() -> object:
                 dsn, schema=os.environ["WORKER_PG_SCHEMA"], attachments_root=os.environ["WORKER_DB"]
             )
             await store.open()
+        elif exit_marker:
+            store = ExitAfterCommitStore(os.environ["WORKER_DB"], Path(exit_marker))
         else:
             store = SqliteStore(os.environ["WORKER_DB"])
         builder = (

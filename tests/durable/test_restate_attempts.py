@@ -148,9 +148,12 @@ async def test_a_worker_dying_in_a_back_off_is_redriven_at_the_timer_not_the_fir
 
     third = RestateEffectHost(journal, workflow=workflow)
     timers_before = len(workflow.timers)
-    replayed = await attempt(ScriptedProvider([]), third)
-    assert replayed["already_committed"] is True
-    assert third.executed == [] and calls == [1, 2] and len(workflow.timers) == timers_before
+    replayed = msgspec.convert(await attempt(ScriptedProvider([]), third), type=TurnResult)
+    assert replayed.head_revision == result.head_revision and replayed.outcome == result.outcome
+    assert third.executed == [] and calls == [1, 2]
+    # the replay re-issues the journaled timer (as Restate requires), it does not add one
+    assert workflow.timers[timers_before:] == [(f"lash:{call_key}:attempt:1:sleep", 0.25)]
+    assert journal.cursor == len(journal.entries)
 
 
 def _evidence(request_id: str) -> CancellationEvidence:

@@ -638,3 +638,55 @@ async def _attach_to(server: LocalRestateServer, service: str, key: str) -> Any:
         lambda: server.attach_workflow(service, key, timeout_s=REQUEST_S),
         f"the result of {service}/{key}",
     )
+
+
+async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_result(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    """Worker A dies (``os._exit``) right after the turn's commit is durable, before its
+    handler returns. Worker B's redrive replays the whole journal (no closure runs), answers
+    the commit as the stored replay and publishes the terminal: the invocation completes,
+    ``attach`` answers the committed result, and there is exactly one commit."""
+    db, lines, marker = tmp_path / "store.db", tmp_path / "lines.txt", tmp_path / "exited"
+    turn_id = f"turn-after-commit-{tmp_path.name}"
+    async with WireServer(*SCRIPTS) as wire:
+        base = {"WORKER_DB": str(db), "WORKER_LINES": str(lines), "WORKER_MODEL_URL": wire.url()}
+        port = free_port()
+        first = Worker(port, {**base, "WORKER_EXIT_AFTER_COMMIT": str(marker)}, tmp_path / "a.log")
+        second: Worker | None = None
+        try:
+            await first.ready()
+            await _register(restate_server, port)
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
+            deadline = time.monotonic() + DEADLINE_S
+            while first.proc.poll() is None:
+                assert time.monotonic() < deadline, first.log.read_text()
+                await asyncio.sleep(0.05)
+            assert first.proc.returncode == 9 and marker.exists(), first.log.read_text()
+            assert _commits(db) == 1
+            second = Worker(port, base, tmp_path / "b.log")
+            await second.ready()
+            outcome = await _attach(restate_server, turn_id)
+            assert not isinstance(outcome, Exception), (outcome, second.log.read_text())
+            result = msgspec.convert(outcome, type=TurnResult)
+            assert result.outcome.kind == "finished", result.issues
+            assert result.assistant_text == "Line written."
+            assert [c.name for c in result.tool_calls] == ["append_line"]
+            terminal = await _patiently(
+                lambda: restate_server.call(
+                    "LashTurn", turn_id, "attach_terminal", {"session_id": "s1"}
+                ),
+                "the turn's terminal",
+            )
+            assert terminal["outcome"] == "terminal", terminal
+            published = msgspec.convert(terminal["terminal"], type=TurnResult)
+            assert published.assistant_text == "Line written."
+            assert published.head_revision == result.head_revision
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+    assert lines.read_text() == "one\n"  # the tool ran once
+    assert len(wire.exchanges) == 2  # each model request reached the model once
+    assert _commits(db) == 1

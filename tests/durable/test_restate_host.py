@@ -227,9 +227,12 @@ async def test_a_redriven_turn_replays_the_model_and_the_tool_and_commits_once(
 
     third_model = ScriptedProvider([])
     again = RestateEffectHost(journal)
-    replayed = await attempt(third_model, again)
-    assert replayed["already_committed"] is True
-    assert replayed["head_revision"] == result.head_revision
+    # a redrive after the commit replays the whole journal (names checked by the fake) over
+    # the session as the turn found it, runs nothing and answers the committed result
+    replayed = msgspec.convert(await attempt(third_model, again), type=TurnResult)
+    assert journal.cursor == len(journal.entries)
+    assert replayed.head_revision == result.head_revision
+    assert replayed.assistant_text == "done" and replayed.outcome == result.outcome
     assert again.executed == [] and third_model.requests == []
     assert _commits(db) == 1 and lines.read_text() == "one\n"
 

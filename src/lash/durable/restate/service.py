@@ -40,6 +40,7 @@ import restate
 from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedContext
 from restate.serde import BytesSerde
 
+from lash.durable.restate.committed import committed_turn_core, holds_turn
 from lash.durable.restate.host import JournalingContext, RestateEffectHost
 from lash.durable.restate.waits import (
     CANCEL_PROMISE,
@@ -123,8 +124,11 @@ async def run_durable_turn(
 ) -> dict[str, Any]:
     """Run (or replay) one turn inside a journaling handler; returns the result as JSON.
 
-    A redrive that finds the session already past the revision the turn started from, with
-    the turn's own messages committed, answers from the store instead of running again.
+    A redrive that finds the turn already committed (the worker died after the commit) runs
+    the turn again over the session as the turn found it (see
+    :mod:`lash.durable.restate.committed`): the whole journal replays, as Restate requires
+    before a handler may end, no closure runs, and the commit is answered as an idempotent
+    replay of the stored one.
     """
     require_id(session_id, "session id")
     require_id(turn_id, "turn id")
@@ -141,15 +145,15 @@ async def run_durable_turn(
         )
         start = msgspec.json.decode(raw, type=_Start)
         if session.head_revision != start.head_revision:
-            view = await session.read_view()
-            prefix = f"{turn_id}:"
-            if any(m.id.startswith(prefix) for m in view.messages):
-                return {
-                    "session_id": session_id,
-                    "turn_id": turn_id,
-                    "already_committed": True,
-                    "head_revision": view.revision,
-                }
+            store = core.config.store
+            assert store is not None  # the tier check above
+            persisted = await store.load_session(session_id, active_path_only=True)
+            if persisted is not None and holds_turn(persisted, turn_id):
+                await session.close()
+                replay_core = committed_turn_core(
+                    core, session_id, turn_id, start.head_revision, persisted.head_revision
+                )
+                session = await replay_core.session(session_id).owner(owner).open()
         host = host if host is not None else RestateEffectHost(ctx)
         result = await session.turn(turn_input).turn_id(turn_id).effects(host).run()
         data: dict[str, Any] = to_builtins(result)
@@ -403,9 +407,6 @@ def turn_workflow(
                     await _publish(ctx, {"error": error})
             raise failure from err
         await control.settle()
-        if result.get("already_committed"):
-            with contextlib.suppress(TerminalError):
-                await _publish(ctx, {"result": result})
         return result
 
     @workflow.handler(name="request_cancel")
