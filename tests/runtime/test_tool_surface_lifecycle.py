@@ -17,7 +17,7 @@ import pytest
 import lash
 from lash.stores import MemoryStore, SqliteStore
 from lash.testing import ScriptedProvider, reply, tool_call
-from lash.tools import FunctionTool, ToolState, with_tool_id
+from lash.tools import FunctionTool, ToolExecutionGrant, ToolState, with_tool_id
 from lash.tools.base import Tool
 from lash.tools.membership import decode_tool_state, encode_tool_state
 
@@ -442,3 +442,76 @@ async def test_stale_export_over_another_writers_commit_is_rejected_even_at_a_re
     assert loaded is not None
     persisted, _ = decode_tool_state(loaded.checkpoint.tool_state)
     assert not member(persisted, "tool:x") and not member(persisted, "tool:y")
+
+
+async def test_fork_hidden_tools_are_access_policy_that_showing_cannot_lift() -> None:
+    store = MemoryStore()
+    provider = ScriptedProvider([reply("one")])
+    ran: list[str] = []
+    shell_impl = FunctionTool.from_schema(
+        "shell", "s", EMPTY, lambda args: ran.append("shell") or "ran"
+    )
+    surface = Surface(dyn("tool:x", "x", "x"), with_tool_id(shell_impl, "tool:shell"))
+    core = make_core(provider, store, surface)
+    parent = await core.session("parent").open()
+    await parent.turn("hi").run()
+    child = await core.fork_session("parent", "child", hidden_tools=["shell"])
+    await child.set_tool_membership("x", False)  # curation, which showing does lift
+    before = child.tool_state()
+    with pytest.raises(lash.LashRuntimeError) as refused:
+        await child.set_tool_membership(["x", "shell"], True)
+    assert refused.value.is_code("tool_hidden_by_policy")
+    assert child.tool_state() == before  # the refused change changed nothing
+    await child.set_tool_membership("x", True)
+    assert catalog_names(child) == ["x"]
+    # neither membership nor a grant makes the policy-denied tool executable
+    child.add_grant_source("ops", shell_impl)
+    provider.extend([[tool_call("shell", {}, "c-shell")], reply("done")])
+    grant = ToolExecutionGrant(tool_name="shell", source_id="ops")
+    result = await child.turn("run shell").grant_tools(grant).run()
+    assert result.tool_calls[0].error_code == "tool_unavailable" and ran == []
+    # the policy is persisted apart from curation and survives a reopen
+    loaded = await store.load_session("child")
+    assert loaded is not None and loaded.checkpoint.tool_state["denied"] == ["shell"]
+    reopened = await make_core(provider, store, surface).session("child").open()
+    with pytest.raises(lash.LashRuntimeError):
+        await reopened.set_tool_membership("shell", True)
+    records = await call_tools(reopened, provider, "shell")
+    assert records["shell"].error_code == "tool_unavailable" and ran == []
+
+
+async def test_reset_session_keeps_the_access_policy_curation_and_generation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reset.db"
+    surface = Surface(
+        dyn("tool:x", "x", "x"), dyn("tool:y", "y", "y"), dyn("tool:shell", "shell", "s")
+    )
+    provider = ScriptedProvider([reply("one")])
+    async with make_core(provider, SqliteStore(path), surface) as core:
+        parent = await core.session("parent").open()
+        await parent.turn("hi").run()
+        child = await core.fork_session("parent", "child", hidden_tools=["shell"])
+        await child.set_tool_membership("x", False)
+        generation = child.tool_state().generation
+        await child.submit_command("reset_session", reason="user /reset")
+        assert await child.process_pending() == []
+        view = await child.read_view()
+        assert not view.messages  # the conversation did start over
+        assert child.tool_state().generation >= generation  # the fence never moves back
+        records = await call_tools(child, provider, "shell", "x", "y")
+        assert records["shell"].error_code == "tool_unavailable"
+        assert records["x"].error_code == "tool_unavailable"
+        assert records["y"].status == "success"
+        after = child.tool_state().generation
+        assert after >= generation
+    async with make_core(provider, SqliteStore(path), surface) as core:  # a cold reopen
+        again = await core.session("child").open()
+        assert catalog_names(again) == ["y"]
+        assert again.tool_state().generation == after
+        with pytest.raises(lash.LashRuntimeError) as refused:
+            await again.set_tool_membership("shell", True)
+        assert refused.value.is_code("tool_hidden_by_policy")
+        records = await call_tools(again, provider, "shell", "x")
+        assert records["shell"].error_code == "tool_unavailable"
+        assert records["x"].error_code == "tool_unavailable"

@@ -17,10 +17,12 @@ from lash.tools.membership import (
     ToolState,
     ToolStateEntry,
     decode_tool_state,
+    denied_tools,
     encode_tool_state,
     membership_of,
 )
 from lash.tools.registry import (
+    TOOL_HIDDEN_BY_POLICY,
     TOOL_SOURCE_CONFLICT,
     TOOL_STATE_GENERATION_MISMATCH,
     ToolRegistry,
@@ -485,3 +487,35 @@ def test_restore_after_an_export_never_reuses_a_generation_for_another_surface()
     assert local.restore_state(same).generation == same.generation
     # and an older commit of the same surface never moves it back
     assert local.restore_state(same.with_generation(1)).generation == same.generation
+
+
+def test_access_policy_is_apart_from_curation_and_never_lifted() -> None:
+    registry = ToolRegistry()
+    registry.upsert_source("plugins", [make_tool("shell"), make_tool("add")])
+    registry.upsert_source("ops", [make_tool("ops_shell")])
+    assert registry.add_hidden(["shell", "ops_shell"]) == 3  # a fork's hidden_tools
+    registry.set_membership(["add", "ghost"], False)  # curation
+    assert registry.policy == {"shell", "ops_shell"} and registry.hidden == {"ghost"}
+    before = registry.export_state()
+    with pytest.raises(LashRuntimeError) as err:
+        registry.set_membership(["add", "shell"], True)
+    assert err.value.is_code(TOOL_HIDDEN_BY_POLICY) and "'shell'" in err.value.message
+    assert registry.export_state() == before and registry.tool("add") is None
+    registry.set_membership(["add", "ghost"], True)  # curation lifts
+    assert names(registry.member_tools()) == ["add"] and registry.hidden == frozenset()
+    assert registry.tool_by_id("tool:shell") is None
+    grant = ToolExecutionGrant(tool_name="ops_shell", source_id="ops")
+    assert registry.granted_tool(grant) is None  # no grant routes to a denied name
+    encoded = encode_tool_state(registry.export_state(), registry.hidden, registry.policy)
+    assert encoded["denied"] == ["ops_shell", "shell"] and "hidden" not in encoded
+    assert denied_tools(encoded) == {"ops_shell", "shell"}
+    assert set(membership_of(encoded).hidden) == {"ops_shell", "shell"}
+    state, hidden = decode_tool_state(encoded)
+    rebuilt = ToolRegistry()
+    rebuilt.upsert_source("plugins", [make_tool("shell"), make_tool("add")])
+    rebuilt.restore_state(state, hidden=hidden, policy=denied_tools(encoded))
+    with pytest.raises(LashRuntimeError):
+        rebuilt.set_membership(["shell"], True)
+    with pytest.raises(LashRuntimeError) as err:
+        denied_tools({"generation": 1, "tools": {}, "denied": "shell"})
+    assert err.value.is_code("invalid_tool_state")

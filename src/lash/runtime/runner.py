@@ -75,7 +75,7 @@ from lash.tools.dispatch import (
     run_batch,
 )
 from lash.tools.grants import GrantSource, ToolExecutionGrant, resolve_grants
-from lash.tools.membership import membership_of
+from lash.tools.membership import denied_tools, membership_of
 from lash.trace.base import TraceContext, Tracer
 from lash.types import (
     AgentFrameRecord,
@@ -300,8 +300,11 @@ class PhysicalTurn:
         # membership may remove it like any other tool (a host-defined ``batch`` wins)
         if config.batch_tool and BATCH_TOOL_NAME not in catalog:
             catalog[BATCH_TOOL_NAME] = BATCH_TOOL
-        # an explicit grant routes a call to a tool outside the catalog (never advertised)
-        self.granted = resolve_grants(request.grants, request.grant_sources)
+        # an explicit grant routes a call to a tool outside the catalog (never advertised),
+        # but never to one the session's access policy denies (a fork's hidden_tools)
+        denied = denied_tools(state.checkpoint.tool_state)
+        granted = resolve_grants(request.grants, request.grant_sources)
+        self.granted = {name: g for name, g in granted.items() if name not in denied}
         for plugin in plugins:
             catalog = plugin.filter_tools(catalog)
         # host-hidden tools (persisted membership) are neither advertised nor callable

@@ -45,6 +45,7 @@ from lash.tools.membership import (
     ToolMembership,
     ToolState,
     decode_tool_state,
+    denied_tools,
     encode_tool_state,
     membership_of,
 )
@@ -764,7 +765,11 @@ class LashSession:
                 checkpoint = state.checkpoint
             if reset:
                 graph = GraphReplaceFull(nodes=(), leaf_node_id=None)
-                checkpoint = SessionCheckpoint(turn_index=state.turn_index)
+                # the conversation starts over; the tool surface (access policy, curation and
+                # the generation that fences changes to it) is not conversation and stays
+                checkpoint = SessionCheckpoint(
+                    turn_index=state.turn_index, tool_state=state.checkpoint.tool_state
+                )
                 frames = (
                     AgentFrameRecord(
                         frame_id=initial_frame_id(self.session_id),
@@ -1053,7 +1058,7 @@ class LashSession:
             if synced is not None:  # reloaded from the store
                 self._tool_state_persisted = stored
             snapshot, hidden = decode_tool_state(stored)
-            self._registry.restore_state(snapshot, hidden=hidden)
+            self._registry.restore_state(snapshot, hidden=hidden, policy=denied_tools(stored))
         else:
             before = self._registry.generation
             if self._registry.refresh_sources() == before:
@@ -1061,7 +1066,8 @@ class LashSession:
         self._note_tool_change()
 
     def _note_tool_change(self) -> None:
-        encoded = encode_tool_state(self._registry.export_state(), self._registry.hidden)
+        registry = self._registry
+        encoded = encode_tool_state(registry.export_state(), registry.hidden, registry.policy)
         if encoded != self._state.checkpoint.tool_state:
             self._state.checkpoint = self._state.with_checkpoint(tool_state=encoded)
         self._tool_state_synced = self._state.checkpoint.tool_state
@@ -1170,7 +1176,8 @@ async def fork_session_state(
 ) -> None:
     """Commit a new session ``session_id`` that starts where ``source_session_id`` stands:
     its active path, agent frames, checkpoint and tool state (curation included), with
-    ``hidden_tools`` added to the fork's hidden-name policy.
+    ``hidden_tools`` added to the fork's access policy (never executable; showing them is
+    ``tool_hidden_by_policy``).
 
     The child opens over its own live sources, so tools that appeared since the parent's last
     commit are discovered, curated ids stay curated and hidden names stay denied.
@@ -1206,9 +1213,10 @@ async def fork_session_state(
             for f in source.agent_frames
         )
         tools, hidden = decode_tool_state(source.checkpoint.tool_state)
+        denied = denied_tools(source.checkpoint.tool_state) | frozenset(hidden_tools)
         checkpoint = msgspec.structs.replace(
             source.checkpoint,
-            tool_state=encode_tool_state(tools, hidden | frozenset(hidden_tools)),
+            tool_state=encode_tool_state(tools, hidden, denied),
             execution_state={},
         )
         timings: LeaseTimings = config.lease_timings

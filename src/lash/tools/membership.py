@@ -5,12 +5,13 @@ one :class:`ToolStateEntry` per tool id (its last-known manifest, whether it was
 whether it is a catalog member). It names no tool *source*: sources are live wiring that a
 new process registers again, so a snapshot taken in one process restores in another.
 
-Next to it the checkpoint may carry ``hidden``: tool *names* the session's policy denies
-whatever id serves them (a fork's ``hidden_tools``, or a name hidden before any source served
-it). Checkpoints written before the registry existed hold only
-``{"membership": {"generation", "hidden"}}``; :func:`decode_tool_state` reads them as an empty
-snapshot at that generation whose hidden names become the policy, so old sessions still open
-with the same tools denied.
+Next to it the checkpoint may carry two sets of tool *names*, each denied whatever id serves
+it: ``hidden`` is curation (a name hidden before any source served it; showing it lifts it)
+and ``denied`` is the session's access policy (a fork's ``hidden_tools``): never a member,
+never executable, not even through a grant, and no membership change lifts it. Checkpoints
+written before the registry existed hold only ``{"membership": {"generation", "hidden"}}``;
+:func:`decode_tool_state` reads them as an empty snapshot at that generation whose hidden
+names become curation, so old sessions still open with the same tools hidden.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lash.types import ToolSpec
 from lash.types._base import Record
 
 __all__ = [
+    "DENIED_KEY",
     "HIDDEN_KEY",
     "INVALID_TOOL_STATE",
     "MEMBERSHIP_KEY",
@@ -33,6 +35,7 @@ __all__ = [
     "ToolState",
     "ToolStateEntry",
     "decode_tool_state",
+    "denied_tools",
     "encode_tool_state",
     "membership_of",
     "with_membership",
@@ -41,7 +44,9 @@ __all__ = [
 MEMBERSHIP_KEY = "membership"
 """The legacy key (name-based membership, before the registry)."""
 HIDDEN_KEY = "hidden"
-"""The checkpoint key of the session's hidden-name policy (beside the snapshot's fields)."""
+"""The checkpoint key of names hidden by curation (beside the snapshot's fields)."""
+DENIED_KEY = "denied"
+"""The checkpoint key of the session's access policy: names that are never executable."""
 INVALID_TOOL_STATE = "invalid_tool_state"
 """Error code: a tool state (or a change to one) is malformed or cannot be served."""
 
@@ -132,17 +137,23 @@ class ToolState(Record, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, generation=generation)
 
 
-def encode_tool_state(state: ToolState, hidden: Iterable[str] = ()) -> dict[str, Any]:
-    """The checkpoint form: the snapshot's fields, entries sorted by id, plus the hidden-name
-    policy when there is one (sorted, so equal states encode equally). A session that never
-    served a tool encodes as ``{}``, as it was before the registry."""
+def encode_tool_state(
+    state: ToolState, hidden: Iterable[str] = (), denied: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The checkpoint form: the snapshot's fields, entries sorted by id, plus the curation's
+    hidden names and the access policy's denied names when there are any (sorted, so equal
+    states encode equally). A session that never served a tool encodes as ``{}``, as it was
+    before the registry."""
     names = sorted(set(hidden))
-    if state.generation == 0 and not state.tools and not names:
+    policy = sorted(set(denied))
+    if state.generation == 0 and not state.tools and not names and not policy:
         return {}
     encoded: dict[str, Any] = msgspec.to_builtins(state)
     encoded["tools"] = {i: encoded["tools"][i] for i in sorted(encoded["tools"])}
     if names:
         encoded[HIDDEN_KEY] = names
+    if policy:
+        encoded[DENIED_KEY] = policy
     return encoded
 
 
@@ -163,6 +174,18 @@ def decode_tool_state(tool_state: Mapping[str, Any]) -> tuple[ToolState, frozens
     except msgspec.ValidationError as err:
         raise LashRuntimeError(INVALID_TOOL_STATE, f"corrupt tool state: {err}") from err
     return state, frozenset(hidden)
+
+
+def denied_tools(tool_state: Mapping[str, Any]) -> frozenset[str]:
+    """The access policy in a checkpoint's ``tool_state``: names never executable (``{}`` and
+    legacy records have none: their hidden names were curation)."""
+    raw = tool_state.get(DENIED_KEY)
+    if raw is None or "tools" not in tool_state:
+        return frozenset()
+    try:
+        return frozenset(msgspec.convert(raw, list[str]))
+    except msgspec.ValidationError as err:
+        raise LashRuntimeError(INVALID_TOOL_STATE, f"corrupt tool access policy: {err}") from err
 
 
 class ToolMembership(Record, frozen=True, kw_only=True):
@@ -191,11 +214,12 @@ class ToolMembership(Record, frozen=True, kw_only=True):
 
 def membership_of(tool_state: Mapping[str, Any]) -> ToolMembership:
     """The name-level membership of a checkpoint's ``tool_state`` (either format): the
-    non-member entries' names plus the hidden-name policy."""
+    non-member entries' names plus the hidden and denied names."""
     if "tools" not in tool_state:
         return _legacy_membership(tool_state) if tool_state else ToolMembership()
     state, hidden = decode_tool_state(tool_state)
     denied = {e.manifest.name for e in state.tools.values() if not e.is_member} | hidden
+    denied |= denied_tools(tool_state)
     return ToolMembership(generation=state.generation, hidden=tuple(sorted(denied)))
 
 

@@ -17,8 +17,11 @@ host-added ``live:{n}`` providers) with a source-free :class:`~lash.tools.member
   *orphan*: kept with its last manifest, never a member, rebound by id when a source serves it
   again (the live manifest wins; membership stays attached to the id). A new id that reuses an
   orphan's name supersedes it, and the old id's opt-out does not transfer.
-* **Hidden names are policy, not state.** A name in ``hidden`` is never a member, whatever id
-  serves it and however it is resolved, so a hidden tool is not executable even by id.
+* **Hidden names are not state.** A name in ``hidden`` (curation: hidden before any source
+  served it) or in ``policy`` (the session's access policy, a fork's ``hidden_tools``) is never
+  a member, whatever id serves it and however it is resolved, so it is not executable even by
+  id. Showing a name lifts curation only: showing a policy-denied name is
+  ``tool_hidden_by_policy``, and no grant routes to one either.
 * **Ambiguity fails.** Two sources serving one id, or two tools sharing a name, is
   ``tool_source_conflict``: execution authority and model-facing names must be unambiguous.
 * **Grants never enter state.** :meth:`ToolRegistry.granted_tool` routes a
@@ -46,6 +49,7 @@ from lash.types import ToolCallOutput, ToolSpec
 __all__ = [
     "INVALID_TOOL_STATE",
     "LazyToolSource",
+    "TOOL_HIDDEN_BY_POLICY",
     "TOOL_SOURCE_CONFLICT",
     "TOOL_STATE_GENERATION_MISMATCH",
     "ToolRegistry",
@@ -59,6 +63,7 @@ __all__ = [
 
 TOOL_STATE_GENERATION_MISMATCH = "tool_state_generation_mismatch"
 TOOL_SOURCE_CONFLICT = "tool_source_conflict"
+TOOL_HIDDEN_BY_POLICY = "tool_hidden_by_policy"
 UNKNOWN_TOOL_SOURCE = "unknown_tool_source"
 
 ToolSourceLike = Tool | ToolProvider | Sequence[Tool]
@@ -222,13 +227,14 @@ class ToolRestoreReport:
 class ToolRegistry:
     """Live sources plus the generation-fenced tool state of one session."""
 
-    def __init__(self, *, hidden: Iterable[str] = ()) -> None:
+    def __init__(self, *, hidden: Iterable[str] = (), policy: Iterable[str] = ()) -> None:
         self._sources: dict[str, _Source] = {}
         self._entries: dict[str, _Entry] = {}
         self._tools: dict[str, Tool] = {}
         self._exported: dict[str, ToolStateEntry] | None = None  # cache of _export(_entries)
         self._generation = 0
         self._hidden = frozenset(hidden)
+        self._policy = frozenset(policy)
         self._next_live = 0
         # set once a generation has been handed out (an export or a restore): from then on a
         # restore never moves the generation back nor reuses one for a different surface
@@ -243,8 +249,13 @@ class ToolRegistry:
 
     @property
     def hidden(self) -> frozenset[str]:
-        """Names the policy denies, whatever id serves them."""
+        """Names hidden by curation, whatever id serves them (showing lifts them)."""
         return self._hidden
+
+    @property
+    def policy(self) -> frozenset[str]:
+        """Names the session's access policy denies: never members, never executable."""
+        return self._policy
 
     def source_ids(self) -> tuple[str, ...]:
         """Registered sources, in registration order."""
@@ -325,14 +336,18 @@ class ToolRegistry:
         return self._generation
 
     def restore_state(
-        self, snapshot: ToolState, *, hidden: Iterable[str] | None = None
+        self,
+        snapshot: ToolState,
+        *,
+        hidden: Iterable[str] | None = None,
+        policy: Iterable[str] | None = None,
     ) -> ToolRestoreReport:
         """Rebuild from the live sources with ``snapshot``'s per-id membership on top.
 
         Not fenced: the snapshot's generation is adopted, plus one when the served surface
         differs from it (then ``dirty``). Never fails for a missing source (see orphans).
-        ``hidden``, when given, replaces the hidden-name policy (it is persisted beside the
-        snapshot, not in it).
+        ``hidden`` and ``policy``, when given, replace the curation's hidden names and the
+        access policy (both are persisted beside the snapshot, not in it).
 
         Once this registry has handed out a generation, a restore (another writer's commit
         reloaded) never reuses one for a different surface: uncommitted local changes may
@@ -340,18 +355,24 @@ class ToolRegistry:
         other content, so a surface that differs from the local one lands above both, and a
         stale export is then refused by :meth:`apply_state`.
         """
-        policy = self._hidden if hidden is None else frozenset(hidden)
-        done = self._reconcile(snapshot, self._sources, live=True, hidden=policy)
+        names = self._hidden if hidden is None else frozenset(hidden)
+        denied = self._policy if policy is None else frozenset(policy)
+        done = self._reconcile(snapshot, self._sources, live=True, hidden=names | denied)
         generation = snapshot.generation + 1 if done.changed else snapshot.generation
         if self._pinned:
             local = self._generation
-            same = policy == self._hidden and not _differs(done.entries, self._export())
+            same = (
+                names == self._hidden
+                and denied == self._policy
+                and not _differs(done.entries, self._export())
+            )
             if same:
                 generation = max(generation, local)
             elif generation <= local:
                 generation = max(local, snapshot.generation) + 1
         self._pinned = True
-        self._hidden = policy
+        self._hidden = names
+        self._policy = denied
         self._adopt(done, generation)
         return ToolRestoreReport(
             generation=self._generation,
@@ -363,8 +384,9 @@ class ToolRegistry:
         """Show (``present``) or hide tools by name; returns the generation.
 
         Known names (bound or orphaned) change their entry's membership. Hiding a name no
-        entry has records it in the hidden policy, so a tool that appears later under it is
-        born a non-member; showing a name also lifts it from the policy. Bumps once when
+        entry has records it in the curation's hidden names, so a tool that appears later under
+        it is born a non-member; showing a name also lifts it from there. Showing a name the
+        access policy denies is ``tool_hidden_by_policy`` and changes nothing. Bumps once when
         anything changed.
         """
         wanted = set()
@@ -374,6 +396,12 @@ class ToolRegistry:
                     INVALID_TOOL_STATE, f"tool names must be non-empty strings, got {name!r}"
                 )
             wanted.add(name)
+        if present and wanted & self._policy:
+            denied = ", ".join(repr(n) for n in sorted(wanted & self._policy))
+            raise LashRuntimeError(
+                TOOL_HIDDEN_BY_POLICY,
+                f"the session's access policy hides {denied}: membership cannot show it",
+            )
         state = self._entries_as_state()
         known = set()
         for tool_id, entry in self._entries.items():
@@ -381,19 +409,21 @@ class ToolRegistry:
                 known.add(entry.manifest.name)
                 state = state.with_membership(tool_id, present)
         hidden = self._hidden - wanted if present else self._hidden | (wanted - known)
-        done = self._reconcile(state, self._sources, live=True, hidden=hidden)
+        done = self._reconcile(state, self._sources, live=True, hidden=hidden | self._policy)
         changed = hidden != self._hidden or _differs(done.entries, self._export())
         self._hidden = hidden
         self._adopt(done, self._generation + 1 if changed else self._generation)
         return self._generation
 
     def add_hidden(self, names: Iterable[str]) -> int:
-        """Extend the hidden policy (a fork's ``hidden_tools``); returns the generation."""
-        hidden = self._hidden | frozenset(names)
-        if hidden == self._hidden:
+        """Extend the access policy (a fork's ``hidden_tools``); returns the generation."""
+        policy = self._policy | frozenset(names)
+        if policy == self._policy:
             return self._generation
-        done = self._reconcile(self._entries_as_state(), self._sources, live=True, hidden=hidden)
-        self._hidden = hidden
+        done = self._reconcile(
+            self._entries_as_state(), self._sources, live=True, hidden=self._hidden | policy
+        )
+        self._policy = policy
         self._adopt(done, self._generation + 1)
         return self._generation
 
@@ -449,7 +479,7 @@ class ToolRegistry:
     def granted_tool(self, grant: ToolExecutionGrant) -> Tool | None:
         """The tool a grant routes to: only through the source it names, never inferred from
         the catalog, and without recording anything in the state."""
-        if grant.source_id is None:
+        if grant.source_id is None or grant.tool_name in self._policy:
             return None
         source = self._sources.get(grant.source_id)
         return None if source is None else source.by_name(grant.tool_name)
@@ -507,7 +537,7 @@ class ToolRegistry:
             if any(e.manifest.name == name for e in self._entries.values()):
                 return None
             manifest = ToolManifest.of(tool.spec, tool_id)
-            entry = _Entry(manifest, source.source_id, name not in self._hidden)
+            entry = _Entry(manifest, source.source_id, name not in self._hidden | self._policy)
             entries = {**self._entries, tool_id: entry}
             done = _Reconciled(entries, {**self._tools, tool_id: tool}, (), True)
             self._adopt(done, self._generation + 1)
@@ -528,7 +558,7 @@ class ToolRegistry:
         membership (snapshot-only ids resolve lazily or stay as orphans). Otherwise the
         snapshot defines the surface (an explicit ``apply_state``).
         """
-        hidden = self._hidden if hidden is None else hidden
+        hidden = self._hidden | self._policy if hidden is None else hidden
         if snapshot.tools is not self._exported:  # our own export is valid by construction
             _validate(snapshot)
         stored_tools = snapshot.tools
