@@ -350,3 +350,64 @@ async def test_effect_host_conformance(
         await asyncio.wait_for(case.run(harness), CASE_DEADLINE_S)
     finally:
         await harness.aclose()
+
+
+async def _index_size(handle: _RestateHandle, session_id: str) -> dict[str, int]:
+    reply = await handle._http.post(f"/{INDEX}/{session_id}/size", json={})
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, int] = reply.json()
+    return answer
+
+
+async def _until_size(handle: _RestateHandle, session_id: str, want: dict[str, int]) -> None:
+    """Poll the index (a woken parker unregisters a moment after its wait resolves)."""
+    deadline = time.monotonic() + CASE_DEADLINE_S
+    while (seen := await _index_size(handle, session_id)) != want:
+        assert time.monotonic() < deadline, (seen, want)
+        await asyncio.sleep(0.05)
+
+
+async def test_the_restate_wait_index_shrinks_as_waits_resolve_and_turns_end(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The session index holds only what a sweep can still reach: a wait leaves it when it
+    resolves (by a resolve, or when its parker wakes), a turn when its terminal is
+    published, and the waits a finished turn left behind go with it."""
+    deployment: _Deployment | None = request.getfixturevalue("restate_deployment")
+    if deployment is None:
+        if _in_ci():
+            pytest.fail("restate-server is not installed", pytrace=False)
+        pytest.skip("restate-server is not installed (bash scripts/setup.sh)")
+    harness = RestateHarness(deployment)
+    try:
+        a = await harness.handle()
+        assert isinstance(a, _RestateHandle)
+        s, t1, t2 = "index-size", "index-size-t1", "index-size-t2"
+        peeked = await a.mint(s, t1, WaitIdentity.custom("peeked"))
+        resolved = await a.mint(s, t1, WaitIdentity.custom("resolved"))
+        parked_key = await a.mint(s, t1, WaitIdentity.custom("parked"))
+        assert await a.peek(peeked) is None and await a.peek(resolved) is None
+        parked = asyncio.ensure_future(a.wait(parked_key))
+        attached = asyncio.ensure_future(a.attach(s, t2))
+        await _until_size(a, s, {"waits": 3, "turns": 1})
+
+        assert (await a.resolve(resolved, Resolution.ok(1))).outcome == "resolved"
+        await _until_size(a, s, {"waits": 2, "turns": 1})
+        assert (await a.resolve(parked_key, Resolution.ok(2))).outcome == "resolved"
+        assert await asyncio.wait_for(parked, CASE_DEADLINE_S) == Resolution.ok(2)
+        await _until_size(a, s, {"waits": 1, "turns": 1})
+
+        await a.publish_terminal(s, t2, {"done": 2})
+        assert await asyncio.wait_for(attached, CASE_DEADLINE_S) == {"done": 2}
+        await _until_size(a, s, {"waits": 1, "turns": 0})
+        await a.publish_terminal(s, t1, {"done": 1})  # t1 ends: its peeked wait goes too
+        await _until_size(a, s, {"waits": 0, "turns": 0})
+
+        for n in range(5):  # churn leaves nothing behind
+            key = await a.mint(s, t1, WaitIdentity.custom(f"churn-{n}"))
+            assert await a.peek(key) is None
+            assert (await a.resolve(key, Resolution.ok(n))).outcome == "resolved"
+            assert await a.attach(s, t1) == {"done": 1}
+        assert await _index_size(a, s) == {"waits": 0, "turns": 0}
+    finally:
+        await harness.aclose()

@@ -341,6 +341,29 @@ class RestateEffectHost:
         if answer.get("revoked"):
             raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "the session was revoked")
 
+    async def _revoked(self, key: str) -> bool:
+        """Whether the session of a wait of this turn was revoked (no index write)."""
+        target = self._signer.open(key)
+        if self._index is None or target is None or target.scope.session_id is None:
+            return False
+        answer = await index_call(
+            self._require_workflow(), self._index, target.scope.session_id, "status", {}
+        )
+        return bool(answer.get("revoked"))
+
+    async def _forget(self, key: str) -> None:
+        """A wait of this turn is terminal: its index entry (if any) goes."""
+        target = self._signer.open(key)
+        if self._index is None or target is None or target.scope.session_id is None:
+            return
+        await index_call(
+            self._require_workflow(),
+            self._index,
+            target.scope.session_id,
+            "unregister",
+            {"key_id": target.key_id},
+        )
+
     def await_event_key(self, scope: ExecutionScope, wait: WaitIdentity) -> AwaitEventKey:
         """The stable signed key of ``wait`` in ``scope``."""
         return self._signer.mint(scope, wait)
@@ -348,11 +371,12 @@ class RestateEffectHost:
     async def resolve_await_event(self, key: str, resolution: Resolution) -> ResolveReceipt:
         """Resolve a wait of this turn from inside its run handler."""
         workflow = self._require_workflow()
-        try:
-            await self._register(key)
-        except LashRuntimeError:
+        if await self._revoked(key):
             return ResolveReceipt(outcome="unknown_or_revoked")
-        return await resolve_wait_promise(workflow, self._signer, key, resolution)
+        receipt = await resolve_wait_promise(workflow, self._signer, key, resolution)
+        if receipt.outcome == "resolved":
+            await self._forget(key)
+        return receipt
 
     async def peek_await_event(self, key: str) -> Resolution | None:
         """A wait's terminal resolution, or None while pending."""
@@ -360,11 +384,15 @@ class RestateEffectHost:
         target = self._signer.open(key)
         if target is None or target.scope.id != workflow.key():
             raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "unknown or revoked key")
-        await self._register(key)
+        if await self._revoked(key):
+            raise LashRuntimeError(AWAIT_EVENT_UNKNOWN_OR_REVOKED, "the session was revoked")
         seen = await workflow.promise(
             await_promise_name(target.key_id), type_hint=dict[str, Any]
         ).peek()
-        return None if seen is None else msgspec.convert(seen, type=Resolution)
+        if seen is None:
+            await self._register(key)  # pending: a session sweep can reach it now
+            return None
+        return msgspec.convert(seen, type=Resolution)
 
     async def await_event(
         self,
@@ -404,9 +432,11 @@ class RestateEffectHost:
                 del racers["cancel"]
                 which, value = await restate.select(**racers)
         if which == "resolved":
+            await self._forget(key)
             return msgspec.convert(value, type=Resolution)
         ended = Resolution.timeout() if which == "timeout" else Resolution.cancelled()
         receipt = await resolve_wait_promise(workflow, self._signer, key, ended)
+        await self._forget(key)
         terminal = receipt.terminal if receipt.terminal is not None else ended
         if evidence is not None and scope.session_id is not None:
             self._control.request_cancel(scope.session_id, scope.id, evidence)

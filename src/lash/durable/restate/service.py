@@ -339,14 +339,33 @@ def turn_workflow(
         return bool(answer.get("revoked"))
 
     async def enter_turn(ctx: Any, session_id: str) -> bool:
-        """Record that this turn's control promises are in use; False once revoked."""
+        """Record that someone attaches to this turn's terminal (so a revocation wakes
+        them); False once revoked."""
         answer = await index_call(ctx, index, session_id, "register", {"turn": ctx.key()})
         return not answer.get("revoked")
 
-    async def enter_wait(ctx: Any, key: str) -> AwaitEventTarget | None:
-        """Authenticate a key of this turn and enter it in its session index."""
+    async def end_turn(ctx: Any, session_id: str | None) -> None:
+        """The turn's terminal is published: the index forgets the turn and its waits."""
+        if session_id is not None:
+            await index_call(ctx, index, session_id, "end_turn", {"turn": ctx.key()})
+
+    def open_key(ctx: Any, key: str) -> AwaitEventTarget | None:
+        """Authenticate a key of this turn."""
         target = signer.open(key)
         if target is None or target.scope.kind != "turn" or target.scope.id != ctx.key():
+            return None
+        return target
+
+    async def forget_wait(ctx: Any, target: AwaitEventTarget) -> None:
+        """The wait is terminal: its index entry (if any) goes."""
+        if target.scope.session_id is not None:
+            body = {"key_id": target.key_id}
+            await index_call(ctx, index, target.scope.session_id, "unregister", body)
+
+    async def enter_wait(ctx: Any, key: str) -> AwaitEventTarget | None:
+        """Authenticate a key of this turn and enter it (pending) in its session index."""
+        target = open_key(ctx, key)
+        if target is None:
             return None
         if target.scope.session_id is not None:
             answer = await index_call(
@@ -405,8 +424,10 @@ def turn_workflow(
                 error = {"code": str(err.code), "message": err.message}
                 with contextlib.suppress(TerminalError):
                     await _publish(ctx, {"error": error})
+                await end_turn(ctx, body.session_id)
             raise failure from err
         await control.settle()
+        await end_turn(ctx, body.session_id)
         return result
 
     @workflow.handler(name="request_cancel")
@@ -423,7 +444,7 @@ def turn_workflow(
             requested_at_ms=body.requested_at_ms,
         )
         receipt = CancelReceipt(outcome="unknown_or_revoked", durability_tier="durable")
-        if body.session_id is None or await enter_turn(ctx, body.session_id):
+        if not await is_revoked(ctx, body.session_id):
             gate = await resolve_gate(ctx, evidence)
             if gate.status == "completion_sealed":
                 receipt = CancelReceipt(outcome="completion_won_race", durability_tier="durable")
@@ -447,7 +468,7 @@ def turn_workflow(
     async def open_gate(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
         """An owner opens (or re-opens on replay) its gate: the gate as it stands."""
         body = msgspec.convert(request, type=_SessionRequest)
-        if not await enter_turn(ctx, body.session_id):
+        if await is_revoked(ctx, body.session_id):
             return {"outcome": "unknown_or_revoked"}
         return {"outcome": "open", "gate": to_builtins(await read_gate(ctx))}
 
@@ -462,7 +483,7 @@ def turn_workflow(
         """The owner's seal at its finish: its own cancel evidence, or completion; first
         writer wins against ``request_cancel``. Answers the evidence that stands."""
         body = msgspec.convert(request, type=_SealRequest)
-        if not await enter_turn(ctx, body.session_id):
+        if await is_revoked(ctx, body.session_id):
             return {"outcome": "unknown_or_revoked"}
         gate = await resolve_gate(ctx, body.evidence)
         return {"outcome": gate.status, "evidence": to_builtins(gate.evidence)}
@@ -479,6 +500,7 @@ def turn_workflow(
             await _publish(ctx, {"result": body.terminal})
         except TerminalError:
             return {"outcome": "already_published"}
+        await end_turn(ctx, body.session_id)
         return {"outcome": "published"}
 
     @workflow.handler(name="attach_terminal")
@@ -487,9 +509,16 @@ def turn_workflow(
     ) -> dict[str, Any]:
         """Wait for the turn's terminal; a revoked session's terminal is unknown."""
         body = msgspec.convert(request, type=_SessionRequest)
-        if not await enter_turn(ctx, body.session_id):
+        if await is_revoked(ctx, body.session_id):
             return {"outcome": "unknown_or_revoked"}
-        seen = await ctx.promise(TERMINAL_PROMISE, type_hint=dict[str, Any]).value()
+        terminal = ctx.promise(TERMINAL_PROMISE, type_hint=dict[str, Any])
+        seen = await terminal.peek()
+        if seen is None:  # park, entered in the index so that a revocation wakes us
+            if not await enter_turn(ctx, body.session_id):
+                return {"outcome": "unknown_or_revoked"}
+            seen = await terminal.value()
+            if not seen.get("revoked"):
+                await end_turn(ctx, body.session_id)  # published: nobody parks any more
         if seen.get("revoked") or await is_revoked(ctx, body.session_id):
             return {"outcome": "unknown_or_revoked"}
         if "error" in seen:
@@ -521,8 +550,11 @@ def turn_workflow(
         except (msgspec.ValidationError, LashRuntimeError) as err:
             raise TerminalError(f"invalid_await_event: {err}", 400) from err
         receipt = ResolveReceipt(outcome="unknown_or_revoked")
-        if await enter_wait(ctx, body.key) is not None:
+        target = open_key(ctx, body.key)
+        if target is not None and not await is_revoked(ctx, target.scope.session_id):
             receipt = await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+            if receipt.outcome == "resolved":
+                await forget_wait(ctx, target)
         answer: dict[str, Any] = to_builtins(receipt)
         return answer
 
@@ -531,11 +563,16 @@ def turn_workflow(
         ctx: WorkflowSharedContext, request: dict[str, Any]
     ) -> dict[str, Any]:
         key = request.get("key") if isinstance(request, dict) else None
-        target = await enter_wait(ctx, key) if isinstance(key, str) else None
-        if target is None:
-            return {"outcome": "unknown_or_revoked", "terminal": None}
+        unknown = {"outcome": "unknown_or_revoked", "terminal": None}
+        target = open_key(ctx, key) if isinstance(key, str) else None
+        if target is None or await is_revoked(ctx, target.scope.session_id):
+            return unknown
         seen = await ctx.promise(await_promise_name(target.key_id), type_hint=dict[str, Any]).peek()
-        return {"outcome": "resolved" if seen is not None else "pending", "terminal": seen}
+        if seen is not None:
+            return {"outcome": "resolved", "terminal": seen}
+        if isinstance(key, str) and await enter_wait(ctx, key) is None:  # a sweep reaches it
+            return unknown
+        return {"outcome": "pending", "terminal": None}
 
     @workflow.handler(name="await_event")
     async def await_event(ctx: WorkflowSharedContext, request: dict[str, Any]) -> dict[str, Any]:
@@ -551,12 +588,15 @@ def turn_workflow(
         promise = ctx.promise(await_promise_name(target.key_id), type_hint=dict[str, Any])
         if body.timeout_ms is None:
             seen = await promise.value()
+            await forget_wait(ctx, target)
             return {"outcome": "resolved", "terminal": seen}
         timer = ctx.sleep(timedelta(milliseconds=max(0, body.timeout_ms)))
         which, value = await restate.select(resolved=promise.value(), timeout=timer)
         if which == "resolved":
+            await forget_wait(ctx, target)
             return {"outcome": "resolved", "terminal": value}
         receipt = await resolve_wait_promise(ctx, signer, body.key, Resolution.timeout())
+        await forget_wait(ctx, target)
         return {"outcome": "resolved", "terminal": to_builtins(receipt.terminal)}
 
     @workflow.handler(name="await_event_key")

@@ -8,8 +8,9 @@ terminal publication.
 
 A session's waits live in many workflows, so a session-wide sweep needs an index: the
 ``<workflow>WaitIndex`` virtual object, keyed by session id, serializes the registration of
-each wait (on resolve, peek or park) and of each turn whose control promises someone uses,
-answers whether the session was revoked, and runs the two sweeps: ``cancel_all`` (pending
+each pending wait (on peek or park, one state entry each) and of each turn whose terminal
+someone attaches to, forgets them once they are terminal, answers whether the session was
+revoked, and runs the two sweeps: ``cancel_all`` (pending
 non-control waits end ``cancelled``) and ``revoke_all`` (a tombstone; every pending wait ends
 ``cancelled``, attached terminals fail, and later mints, resolves and peeks are unknown).
 """
@@ -126,18 +127,49 @@ class _Register(msgspec.Struct, frozen=True, kw_only=True):
     control: bool = False
 
 
+class _Unregister(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str | None = None
+    turn: str | None = None
+
+
+_WAIT = "w:"
+"""State key prefix of a pending wait someone peeked or parks on (``w:<key id>``)."""
+
+_TURN = "t:"
+"""State key prefix of a turn whose terminal someone attaches to (``t:<turn id>``)."""
+
+
 def wait_index(
     workflow_name: str = "LashTurn", *, name: str | None = None
 ) -> restate.VirtualObject:
-    """The per-session wait index of the turn workflow ``workflow_name``."""
+    """The per-session wait index of the turn workflow ``workflow_name``.
+
+    One state entry per pending wait (``w:<key id>``) and per turn with an attached terminal
+    (``t:<turn id>``), so a registration reads and writes one entry. Entries leave when the
+    wait resolves (``unregister``), when a sweep settles it, and when the turn ends
+    (``end_turn``), so the index holds only what a sweep can still reach.
+    """
     index = restate.VirtualObject(name or index_name(workflow_name))
 
     async def revoked(ctx: ObjectSharedContext | ObjectContext) -> bool:
         return bool(await ctx.get("revoked", type_hint=bool))
 
-    async def waits(ctx: ObjectContext) -> dict[str, _Wait]:
+    async def entries(ctx: ObjectContext, prefix: str) -> list[str]:
+        return sorted(k for k in await ctx.state_keys() if k.startswith(prefix))
+
+    async def legacy(ctx: ObjectContext) -> tuple[dict[str, _Wait], list[str]]:
+        """The whole-dict state of older deployments (``waits``, ``turns``), then cleared."""
         raw = await ctx.get("waits", type_hint=dict[str, Any]) or {}
-        return {k: msgspec.convert(v, type=_Wait) for k, v in raw.items()}
+        turns = list(await ctx.get("turns", type_hint=list[str]) or [])
+        if raw:
+            ctx.clear("waits")
+        if turns:
+            ctx.clear("turns")
+        return {k: msgspec.convert(v, type=_Wait) for k, v in raw.items()}, turns
+
+    async def wait_at(ctx: ObjectContext, name: str) -> _Wait | None:
+        raw = await ctx.get(name, type_hint=dict[str, Any])
+        return None if raw is None else msgspec.convert(raw, type=_Wait)
 
     async def settle(ctx: ObjectContext, wait: _Wait) -> str:
         body = {"key": wait.key, "resolution": to_builtins(Resolution.cancelled())}
@@ -149,52 +181,96 @@ def wait_index(
 
     @index.handler(name="register", ingress_private=True)
     async def register(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
-        """Record a wait (by key id) or a turn with control promises; refused once revoked."""
+        """Record a pending wait (by key id) or a turn with an attached terminal; refused
+        once revoked."""
         body = msgspec.convert(request, type=_Register)
         if await revoked(ctx):
             return {"revoked": True}
         if body.key is not None and body.key_id is not None:
-            key_id = body.key_id
-            known = await waits(ctx)
-            if key_id not in known:
-                known[key_id] = _Wait(key=body.key, turn=body.turn, control=body.control)
-                ctx.set("waits", {k: to_builtins(v) for k, v in known.items()})
+            entry = _WAIT + body.key_id
+            if await ctx.get(entry, type_hint=dict[str, Any]) is None:
+                wait = _Wait(key=body.key, turn=body.turn, control=body.control)
+                ctx.set(entry, to_builtins(wait))
         else:
-            turns = list(await ctx.get("turns", type_hint=list[str]) or [])
-            if body.turn not in turns:
-                ctx.set("turns", [*turns, body.turn])
+            ctx.set(_TURN + body.turn, True)
         return {"revoked": False}
+
+    @index.handler(name="unregister", ingress_private=True)
+    async def unregister(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Forget a wait that is terminal now (a sweep has nothing more to do with it)."""
+        body = msgspec.convert(request, type=_Unregister)
+        if body.key_id is not None:
+            ctx.clear(_WAIT + body.key_id)
+        return {}
+
+    @index.handler(name="end_turn", ingress_private=True)
+    async def end_turn(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The turn published its terminal: forget it and the waits it left behind."""
+        body = msgspec.convert(request, type=_Unregister)
+        if body.turn is None:
+            return {}
+        ctx.clear(_TURN + body.turn)
+        for entry in await entries(ctx, _WAIT):
+            seen = await wait_at(ctx, entry)
+            if seen is not None and seen.turn == body.turn:
+                ctx.clear(entry)
+        return {}
 
     @index.handler(name="status", kind="shared")
     async def status(ctx: ObjectSharedContext, request: dict[str, Any]) -> dict[str, Any]:
         """Whether the session was revoked."""
         return {"revoked": await revoked(ctx)}
 
+    @index.handler(name="size", kind="shared")
+    async def size(ctx: ObjectSharedContext, request: dict[str, Any]) -> dict[str, Any]:
+        """How many waits and turns the index holds (for operators and tests)."""
+        keys = await ctx.state_keys()
+        return {
+            "waits": sum(1 for k in keys if k.startswith(_WAIT)),
+            "turns": sum(1 for k in keys if k.startswith(_TURN)),
+        }
+
     @index.handler(name="cancel_all")
     async def cancel_all(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
         """End every pending non-control wait ``cancelled``; returns how many it ended."""
-        known = await waits(ctx)
         count = 0
-        for wait in known.values():
-            if not wait.control and await settle(ctx, wait) == "resolved":
+        old, old_turns = await legacy(ctx)
+        for key_id, wait in old.items():
+            if wait.control:
+                ctx.set(_WAIT + key_id, to_builtins(wait))  # kept, as its own entry
+            elif await settle(ctx, wait) == "resolved":
                 count += 1
-        ctx.set("waits", {k: to_builtins(v) for k, v in known.items() if v.control})
+        for turn in old_turns:
+            ctx.set(_TURN + turn, True)
+        for entry in await entries(ctx, _WAIT):
+            seen = await wait_at(ctx, entry)
+            if seen is None or seen.control:
+                continue
+            if await settle(ctx, seen) == "resolved":
+                count += 1
+            ctx.clear(entry)
         return {"cancelled": count}
 
     @index.handler(name="revoke_all")
     async def revoke_all(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, Any]:
         """Tombstone the session: pending waits end cancelled, attached terminals fail."""
         ctx.set("revoked", True)
-        known = await waits(ctx)
-        turns = list(await ctx.get("turns", type_hint=list[str]) or [])
-        for wait in known.values():
+        old, old_turns = await legacy(ctx)
+        turns: set[str] = set(old_turns)
+        for wait in old.values():
             await settle(ctx, wait)
-            if wait.turn not in turns:
-                turns.append(wait.turn)
-        for turn in turns:
+            turns.add(wait.turn)
+        for entry in await entries(ctx, _WAIT):
+            seen = await wait_at(ctx, entry)
+            if seen is not None:
+                await settle(ctx, seen)
+                turns.add(seen.turn)
+            ctx.clear(entry)
+        for entry in await entries(ctx, _TURN):
+            turns.add(entry[len(_TURN) :])
+            ctx.clear(entry)
+        for turn in sorted(turns):
             await ctx.generic_call(workflow_name, "revoke_control", b"{}", key=turn)
-        ctx.clear("waits")
-        ctx.clear("turns")
         return {"revoked": True}
 
     return index
