@@ -276,10 +276,14 @@ async def test_orphan_lifecycle_rebinds_by_id_and_supersedes_same_name_without_d
         records = await call_tools(resumed, provider, "orphaned_name")
         assert records["orphaned_name"].error_code == "tool_unavailable"
 
+        # a plugin that stops advertising a tool in-process leaves it dormant (plugin tools
+        # are state-dependent, like plan mode's plan_exit): bound, no orphan, no bump, but
+        # neither in the catalog nor callable; only a cold open without it orphans it
         surface.replace()
-        orphaned = await resumed.refresh_tools()
-        entry = orphaned.get("tool:orphan-original")
-        assert entry is not None and entry.orphaned
+        dormant = await resumed.refresh_tools()
+        entry = dormant.get("tool:orphan-original")
+        assert entry is not None and not entry.orphaned and dormant.generation == state.generation
+        assert "orphaned_name" not in catalog_names(resumed)
         surface.replace(replacement)
         replaced = await resumed.refresh_tools()
         assert not replaced.contains("tool:orphan-original")  # superseded, not duplicated
@@ -515,3 +519,55 @@ async def test_reset_session_keeps_the_access_policy_curation_and_generation(
         records = await call_tools(again, provider, "shell", "x")
         assert records["shell"].error_code == "tool_unavailable"
         assert records["x"].error_code == "tool_unavailable"
+
+
+async def test_plan_mode_toggles_neither_orphan_plan_exit_nor_move_the_generation(
+    tmp_path: Path,
+) -> None:
+    from lash.plugins.plan_mode import PlanMode
+
+    provider = ScriptedProvider([reply("planning")])
+    core = (
+        lash.LashCore.builder()
+        .provider(provider)
+        .model(lash.ModelSpec("m"))
+        .store(MemoryStore())
+        .effect_host(lash.InlineEffectHost())
+        .plugins([lambda: PlanMode(workspace=tmp_path)])
+        .batch_tool(False)
+        .build()
+    )
+    session = await core.session("p").open()
+    plan = session.plugin("plan_mode")
+    assert isinstance(plan, PlanMode)
+    await session.turn("1").run()
+    exported = session.tool_state()
+    assert "plan_exit" in advertised(provider) and "plan_exit" in catalog_names(session)
+    plan.disable()
+    records = await call_tools(session, provider, "plan_exit")
+    assert records["plan_exit"].error_code == "tool_unavailable"
+    assert "plan_exit" not in advertised(provider) and "plan_exit" not in catalog_names(session)
+    assert session.tool_state() == exported  # no orphan, no bump: the export stays valid
+    plan.enable()
+    provider.extend([reply("planning again")])
+    await session.turn("3").run()
+    assert "plan_exit" in advertised(provider) and "plan_exit" in catalog_names(session)
+    assert session.tool_state() == exported
+    await session.apply_tool_state(exported.with_membership("tool:update_plan", False))
+
+
+async def test_a_plugin_tool_dropped_in_process_is_dormant_and_comes_back_unchanged() -> None:
+    x, y = dyn("tool:x", "x", "x"), dyn("tool:y", "y", "y")
+    surface = Surface(x, y)
+    provider = ScriptedProvider([])
+    session = await make_core(provider, MemoryStore(), surface).session("d").open()
+    before = session.tool_state()
+    surface.replace(x)
+    records = await call_tools(session, provider, "x", "y")
+    assert records["x"].status == "success" and records["y"].error_code == "tool_unavailable"
+    assert advertised(provider) == ["x"] and catalog_names(session) == ["x"]
+    assert session.tool_state() == before and member(before, "tool:y")
+    surface.replace(x, y)
+    records = await call_tools(session, provider, "y")
+    assert records["y"].status == "success" and catalog_names(session) == ["x", "y"]
+    assert session.tool_state() == before

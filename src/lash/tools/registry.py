@@ -24,6 +24,11 @@ host-added ``live:{n}`` providers) with a source-free :class:`~lash.tools.member
   ``tool_hidden_by_policy``, and no grant routes to one either.
 * **Ambiguity fails.** Two sources serving one id, or two tools sharing a name, is
   ``tool_source_conflict``: execution authority and model-facing names must be unambiguous.
+* **State-dependent providers do not churn the surface.** A plugin advertises some tools only
+  in some states (plan mode's ``plan_exit`` while planning). Registered through a
+  :class:`RetainedToolSource`, a tool it stops advertising stays bound (no orphan, no
+  generation bump) and is left out where the surface is *projected* for a turn or a catalog
+  (:meth:`RetainedToolSource.advertising`), the way plugin filtering is.
 * **Grants never enter state.** :meth:`ToolRegistry.granted_tool` routes a
   :class:`~lash.tools.grants.ToolExecutionGrant` through the source it names and nowhere else,
   without adding the tool to the state or the catalog.
@@ -49,6 +54,7 @@ from lash.types import ToolCallOutput, ToolSpec
 __all__ = [
     "INVALID_TOOL_STATE",
     "LazyToolSource",
+    "RetainedToolSource",
     "TOOL_HIDDEN_BY_POLICY",
     "TOOL_SOURCE_CONFLICT",
     "TOOL_STATE_GENERATION_MISMATCH",
@@ -81,6 +87,37 @@ class LazyToolSource(Protocol):
     def resolve_tool_id(self, tool_id: str) -> Tool | None:
         """The tool with id ``tool_id``, or ``None``."""
         ...
+
+
+class RetainedToolSource:
+    """A provider whose tools, once advertised, stay in the registry's served surface.
+
+    The registry reads :meth:`tools` (everything seen in this process, the latest object per
+    id); the projection asks :meth:`advertising` what the provider offers right now.
+    """
+
+    __slots__ = ("_seen", "provider")
+
+    def __init__(self, provider: ToolProvider) -> None:
+        self.provider = provider
+        self._seen: dict[str, Tool] = {}
+
+    def tools(self) -> Sequence[Tool]:
+        current = {tool_id_of(t): t for t in self.provider.tools()}
+        claimed = {t.spec.name: i for i, t in current.items()}
+        for tool_id, tool in list(self._seen.items()):
+            owner = claimed.get(tool.spec.name)
+            if owner is not None and owner != tool_id:
+                del self._seen[tool_id]  # a new id reuses the name: the old one is superseded
+        self._seen.update(current)
+        return list(self._seen.values())
+
+    def advertising(self) -> frozenset[str]:
+        """The names the provider advertises now (the others are dormant)."""
+        return frozenset(t.spec.name for t in self.provider.tools())
+
+    def __repr__(self) -> str:
+        return f"RetainedToolSource({self.provider!r})"
 
 
 def tool_id_of(tool: Tool) -> str:
@@ -269,6 +306,14 @@ class ToolRegistry:
     def member_tools(self) -> dict[str, Tool]:
         """Callable tools by name, in source registration order: the catalog."""
         return {e.manifest.name: self._tools[i] for i, e in self._entries.items() if e.is_member}
+
+    def member_sources(self) -> dict[str, str]:
+        """The source id serving each member, by tool name."""
+        return {
+            e.manifest.name: e.source_id
+            for e in self._entries.values()
+            if e.is_member and e.source_id is not None
+        }
 
     def member_specs(self) -> tuple[ToolSpec, ...]:
         """What the model is shown."""
