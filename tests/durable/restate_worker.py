@@ -19,6 +19,7 @@ Configured through the environment:
 * ``WORKER_ATTEMPTS`` (optional): the file the ``flaky_write`` tool appends each attempt
   number to (its first attempt fails with a transient error, its retry policy is ``safe``);
   ``WORKER_BACKOFF_MS`` is its retry back-off (default 200);
+* ``WORKER_NO_AWAIT_SECRET`` (optional): serve without ``await_event_secret``;
 * ``WORKER_EXIT_AFTER_COMMIT`` (optional): a marker file; when it does not exist yet, the
   worker creates it and exits at once after a turn's commit is durable (SQLite only).
 """
@@ -181,7 +182,7 @@ def build_app() -> object:
 
     services = turn_services(
         make_core,
-        await_event_secret=AWAIT_SECRET,
+        await_event_secret=None if os.environ.get("WORKER_NO_AWAIT_SECRET") else AWAIT_SECRET,
         retry_policy=restate.InvocationRetryPolicy(
             initial_interval=timedelta(milliseconds=100),
             exponentiation_factor=1.5,

@@ -690,3 +690,39 @@ async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_resu
     assert lines.read_text() == "one\n"  # the tool ran once
     assert len(wire.exchanges) == 2  # each model request reached the model once
     assert _commits(db) == 1
+
+
+async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_clearly(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    """A deployment without ``await_event_secret`` runs plain turns; the first durable-wait
+    mint ends terminally with ``restate_await_secret_required`` (no per-process random
+    secret whose keys another worker could not verify)."""
+    db, lines = tmp_path / "store.db", tmp_path / "lines.txt"
+    turn_id = f"turn-no-secret-{tmp_path.name}"
+    async with WireServer(*SCRIPTS) as wire:
+        env = {
+            "WORKER_DB": str(db),
+            "WORKER_LINES": str(lines),
+            "WORKER_MODEL_URL": wire.url(),
+            "WORKER_NO_AWAIT_SECRET": "1",
+        }
+        port = free_port()
+        worker = Worker(port, env, tmp_path / "worker.log")
+        try:
+            await worker.ready()
+            await _register(restate_server, port)
+            body = {"session_id": "s1", "input": "write the line"}
+            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
+            result = msgspec.convert(await _attach(restate_server, turn_id), type=TurnResult)
+            assert result.outcome.kind == "finished", result.issues
+            mint = {"session_id": "s1", "wait": {"kind": "custom", "key": "w"}}
+            answer = await _patiently(
+                lambda: restate_server.call("LashTurn", turn_id, "await_event_key", mint),
+                "the mint's answer",
+            )
+            assert isinstance(answer, RestateHttpError), answer
+            assert "restate_await_secret_required" in answer.body, answer.body
+        finally:
+            worker.stop()
+    assert lines.read_text() == "one\n" and _commits(db) == 1

@@ -12,12 +12,15 @@ import pytest
 
 import lash
 from lash.durable.restate import (
+    AWAIT_SECRET_REQUIRED,
     EFFECT_HASH_MISMATCH,
     RecordedEffectError,
     RestateEffectHost,
     run_durable_turn,
+    turn_services,
 )
 from lash.errors import LashRuntimeError
+from lash.runtime.await_events import AwaitEventSigner, WaitIdentity
 from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
 from lash.stores.base import DurabilityTier
@@ -393,3 +396,25 @@ async def test_a_diverged_replay_follows_the_journal_and_stops_at_its_end_runnin
 
 async def _tool() -> str:
     return "tool"
+
+
+def test_without_a_signer_the_host_refuses_durable_waits_with_a_stable_code() -> None:
+    """Plain effects need no secret; a durable-wait mint without one fails clearly instead of
+    signing with a random per-process secret that another worker could not verify."""
+    host = RestateEffectHost(FakeJournal())
+    with pytest.raises(LashRuntimeError) as caught:
+        host.await_event_key(SCOPE, WaitIdentity.custom("w"))
+    assert caught.value.is_code(AWAIT_SECRET_REQUIRED)
+    signer = AwaitEventSigner(b"0123456789abcdef")
+    signed = RestateEffectHost(FakeJournal(), signer=signer)
+    wait = WaitIdentity.custom("w")
+    assert signed.await_event_key(SCOPE, wait) == signer.mint(SCOPE, wait)
+
+
+def test_a_turn_workflow_without_a_secret_is_built_for_plain_turns() -> None:
+    services = turn_services(lambda: _never(), name="NoSecretTurn")
+    assert [s.name for s in services] == ["NoSecretTurn", "NoSecretTurnWaitIndex"]
+
+
+async def _never() -> lash.LashCore:
+    raise AssertionError("not built")

@@ -24,6 +24,7 @@ from lash.durable.restate.service import (
     turn_workflow,
 )
 from lash.durable.restate.waits import (
+    AWAIT_SECRET_REQUIRED,
     CANCEL_PROMISE,
     TERMINAL_PROMISE,
     await_promise_name,
@@ -33,6 +34,7 @@ from lash.durable.restate.waits import (
 )
 
 __all__ = [
+    "AWAIT_SECRET_REQUIRED",
     "CANCEL_PROMISE",
     "EFFECT_HASH_MISMATCH",
     "TERMINAL_PROMISE",

@@ -43,6 +43,7 @@ from restate.server_context import restate_context_is_replaying
 from lash.durable.envelope import canonical, canonical_json, diverging_paths, envelope_hash
 from lash.durable.outcome import dump_outcome, load_outcome
 from lash.durable.restate.waits import (
+    MissingSecretSigner,
     await_promise_name,
     index_call,
     resolve_wait_promise,
@@ -148,7 +149,7 @@ class RestateEffectHost:
         default)."""
         self._ctx = ctx
         self._workflow = workflow
-        self._signer = signer if signer is not None else AwaitEventSigner()
+        self._signer = signer if signer is not None else MissingSecretSigner()
         self._cancel_promise = cancel_promise
         self._index = index
         self._in_effect = 0

@@ -17,7 +17,8 @@ gate, which ``request_cancel`` and the owner's seal race for (first writer wins)
 terminal, which ``run`` publishes after its commit and ``attach_terminal`` waits for. Durable
 waits are promises too; the session wait index (``<name>WaitIndex``) makes them reachable by
 session sweeps and revocation. Keys are signed with ``await_event_secret``; every worker of a
-deployment needs the same secret, or keys stop resolving when another worker redrives.
+deployment needs the same secret (without one, durable waits fail with
+``restate_await_secret_required``).
 
 Handlers (JSON bodies): ``run`` ``{session_id, input}``; ``request_cancel`` ``{request_id,
 origin?, reason?, session_id?}``; ``peek_gate``; ``open_gate`` / ``seal_gate`` /
@@ -45,12 +46,14 @@ from lash.durable.restate.host import JournalingContext, RestateEffectHost
 from lash.durable.restate.waits import (
     CANCEL_PROMISE,
     TERMINAL_PROMISE,
+    MissingSecretSigner,
     await_promise_name,
     index_call,
     index_name,
     read_gate,
     resolve_gate,
     resolve_wait_promise,
+    secret_required,
     wait_index,
 )
 from lash.errors import DurableStoreFacet, LashRuntimeError
@@ -313,10 +316,24 @@ def turn_workflow(
 
     Serve it together with :func:`wait_index` (or use :func:`turn_services`): durable waits,
     session sweeps and session-scoped turn control go through that index.
-    ``await_event_secret`` signs durable-wait keys; without one each worker process draws a
-    random secret, so keys minted by one process do not resolve through another.
+    ``await_event_secret`` (>= 16 bytes, the same on every worker) signs durable-wait keys.
+    Without one, plain turns run, but the first durable-wait mint or key check fails with
+    ``restate_await_secret_required`` (a terminal handler error over the ingress): a random
+    per-process secret would leave a parked wait's key unverifiable after a worker restart.
     """
-    signer = AwaitEventSigner(await_event_secret)
+    signer: AwaitEventSigner = (
+        AwaitEventSigner(await_event_secret)
+        if await_event_secret is not None
+        else MissingSecretSigner()
+    )
+    has_secret = await_event_secret is not None
+
+    def keys() -> AwaitEventSigner:
+        """The signer of durable-wait keys; a handler ends terminally without a secret."""
+        if not has_secret:
+            raise TerminalError(str(secret_required()), 500)
+        return signer
+
     index = index_name(name)
     workflow = restate.Workflow(
         name, invocation_retry_policy=retry_policy, inactivity_timeout=inactivity_timeout
@@ -351,7 +368,7 @@ def turn_workflow(
 
     def open_key(ctx: Any, key: str) -> AwaitEventTarget | None:
         """Authenticate a key of this turn."""
-        target = signer.open(key)
+        target = keys().open(key)
         if target is None or target.scope.kind != "turn" or target.scope.id != ctx.key():
             return None
         return target
@@ -537,7 +554,7 @@ def turn_workflow(
         """The session index's sweep of one wait (no index round trip)."""
         body = msgspec.convert(request, type=_ResolveRequest)
         answer: dict[str, Any] = to_builtins(
-            await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+            await resolve_wait_promise(ctx, keys(), body.key, body.resolution)
         )
         return answer
 
@@ -552,7 +569,7 @@ def turn_workflow(
         receipt = ResolveReceipt(outcome="unknown_or_revoked")
         target = open_key(ctx, body.key)
         if target is not None and not await is_revoked(ctx, target.scope.session_id):
-            receipt = await resolve_wait_promise(ctx, signer, body.key, body.resolution)
+            receipt = await resolve_wait_promise(ctx, keys(), body.key, body.resolution)
             if receipt.outcome == "resolved":
                 await forget_wait(ctx, target)
         answer: dict[str, Any] = to_builtins(receipt)
@@ -595,7 +612,7 @@ def turn_workflow(
         if which == "resolved":
             await forget_wait(ctx, target)
             return {"outcome": "resolved", "terminal": value}
-        receipt = await resolve_wait_promise(ctx, signer, body.key, Resolution.timeout())
+        receipt = await resolve_wait_promise(ctx, keys(), body.key, Resolution.timeout())
         await forget_wait(ctx, target)
         return {"outcome": "resolved", "terminal": to_builtins(receipt.terminal)}
 
@@ -605,7 +622,7 @@ def turn_workflow(
     ) -> dict[str, Any]:
         try:
             body = msgspec.convert(request, type=_KeyRequest)
-            key = signer.mint(ExecutionScope.turn(body.session_id, ctx.key()), body.wait)
+            key = keys().mint(ExecutionScope.turn(body.session_id, ctx.key()), body.wait)
         except (msgspec.ValidationError, LashRuntimeError) as err:
             raise TerminalError(f"invalid_await_event: {err}", 400) from err
         if await is_revoked(ctx, body.session_id):

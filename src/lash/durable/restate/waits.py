@@ -23,12 +23,23 @@ import msgspec
 import restate
 from restate import ObjectContext, ObjectSharedContext, TerminalError
 
-from lash.runtime.await_events import AwaitEventSigner, Resolution, ResolveReceipt
+from lash.errors import LashRuntimeError
+from lash.runtime.await_events import (
+    AwaitEventKey,
+    AwaitEventSigner,
+    AwaitEventTarget,
+    Resolution,
+    ResolveReceipt,
+    WaitIdentity,
+)
 from lash.runtime.effect_host import GateState
+from lash.runtime.scope import ExecutionScope
 from lash.types import CancellationEvidence, to_builtins
 
 __all__ = [
+    "AWAIT_SECRET_REQUIRED",
     "CANCEL_PROMISE",
+    "MissingSecretSigner",
     "TERMINAL_PROMISE",
     "TURN_CONTROL_REVOKED",
     "await_promise_name",
@@ -47,6 +58,36 @@ TERMINAL_PROMISE = "lash.turn_terminal"
 """The turn's terminal: ``{"result": ...}`` once published, ``{"revoked": true}`` on deletion."""
 
 TURN_CONTROL_REVOKED = "turn_control_unknown_or_revoked"
+
+AWAIT_SECRET_REQUIRED = "restate_await_secret_required"
+"""A durable wait was used on a Restate deployment configured without ``await_event_secret``."""
+
+
+def secret_required() -> LashRuntimeError:
+    """The error of a durable wait on a deployment without a shared signing secret."""
+    return LashRuntimeError(
+        AWAIT_SECRET_REQUIRED,
+        "durable waits on Restate need await_event_secret (>= 16 bytes, the same on every "
+        "worker): a per-process random secret could not verify a parked wait's key after a "
+        "worker restart or on another worker",
+    )
+
+
+class MissingSecretSigner(AwaitEventSigner):
+    """Stands in for the signer of a deployment without ``await_event_secret``: plain turns
+    run, and the first durable-wait mint or key check fails with
+    :data:`AWAIT_SECRET_REQUIRED` instead of signing with a secret no other worker has."""
+
+    def __init__(self) -> None:
+        super().__init__(bytes(32))  # never used to sign: mint and open refuse first
+
+    def mint(self, scope: ExecutionScope, wait: WaitIdentity) -> AwaitEventKey:
+        """Refuses: no shared secret."""
+        raise secret_required()
+
+    def open(self, key: object) -> AwaitEventTarget | None:
+        """Refuses: no shared secret."""
+        raise secret_required()
 
 
 def index_name(workflow_name: str) -> str:
