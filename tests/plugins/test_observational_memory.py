@@ -313,6 +313,7 @@ async def test_maintenance_waits_for_the_durable_commit(make_core: Any) -> None:
     core = make_core([reply("answer")], plugins=[memory], store=store)
     session = await core.session("s").open()
     await session.turn("question " * 10).run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     assert seen_at_observe == [2]  # the user message and the answer were already durable
 
     failing = FailingCommits()
@@ -343,6 +344,7 @@ async def test_post_persist_append_lands_after_a_newer_turn_never_over_it(
     core = make_core([reply("first answer"), reply("third")], plugins=[memory], store=store)
     session = await core.session("s").open()
     await session.turn("first question " * 5).run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
 
     loaded = await store.load_session("s")
     assert loaded is not None
@@ -392,6 +394,7 @@ async def test_post_persist_append_is_refused_on_a_branch_that_left_the_leaf(
     holder["core2"] = make_core([], store=store)
     session = await core.session("s").open()
     await session.turn("question " * 10).run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
 
     assert len(observer.inner.requests) == 2  # the observer ran ...
     loaded = await store.load_session("s")
@@ -416,6 +419,7 @@ async def test_observations_replace_the_observed_history_and_survive_reopening(
     core = make_core(provider, plugins=[memory], store=SqliteStore(str(db)))
     session = await core.session("s").open()
     await session.turn("first " + "a" * 200).run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     # after the commit: one buffered observation covering the first user message
     plugin = session.plugin("observational_memory")
     assert isinstance(plugin, ObservationalMemory)
@@ -428,6 +432,7 @@ async def test_observations_replace_the_observed_history_and_survive_reopening(
     assert provider.requests[0].messages[0].text.startswith("first ")  # nothing replaced yet
 
     await session.turn("second").run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     prompt = provider.requests[-1].messages
     assert [m.role for m in prompt] == ["system", "system", "user", "assistant", "user"]
     assert "observation log" in prompt[0].text
@@ -474,6 +479,7 @@ async def test_a_turn_waits_for_the_observer_past_the_block_threshold(
     core = make_core(provider, plugins=[memory], store=store)
     session = await core.session("s").open()
     await session.turn("first " + "a" * 200).run()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     assert observer.requests == []  # below every threshold after the first commit
     await session.turn("second").run()
 
@@ -510,7 +516,9 @@ async def test_reflection_is_buffered_after_commit_and_replaces_a_long_log(
     core = make_core(provider, plugins=[memory])
     session = await core.session("s").open()
     await session.turn("first " + "a" * 200).run()  # buffered observation (long)
+    await session.wait_maintenance()  # post-persist hooks run in the background
     await session.turn("second").run()  # activated in the prompt; reflection buffered after
+    await session.wait_maintenance()  # post-persist hooks run in the background
     plugin = session.plugin("observational_memory")
     assert isinstance(plugin, ObservationalMemory)
     state = plugin.memory_state()
@@ -630,8 +638,9 @@ class FailingCommits(MemoryStore):
 
 
 async def test_maintenance_under_a_held_lease_keeps_using_it(make_core: Any) -> None:
-    """``process_pending`` keeps the lease across turns: maintenance commits under it, and the
-    next claimed turn still commits after the appended nodes."""
+    """``process_pending`` keeps the lease across turns; the background maintenance appends
+    once it is free (under the session lock, with a lease of its own), and the next claimed
+    turn still commits after the appended nodes."""
     store = MemoryStore()
     observer = ScriptedProvider([reply(OBSERVED)] * 4)
     config = ObservationalMemoryConfig(observation_buffer_tokens=1)
@@ -640,8 +649,10 @@ async def test_maintenance_under_a_held_lease_keeps_using_it(make_core: Any) -> 
     session = await core.session("s").open()
     await session.enqueue("first")
     await session.process_pending()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     await session.enqueue("second")
     results = await session.process_pending()
+    await session.wait_maintenance()  # post-persist hooks run in the background
     assert [r.outcome.reason for r in results] == ["assistant_message"]
     loaded = await store.load_session("s")
     assert loaded is not None

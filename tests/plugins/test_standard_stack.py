@@ -75,6 +75,7 @@ async def test_observational_memory_context_installs_om_support(tmp_path: Path) 
     core = build_core(stack, provider, store)
     session = await core.session("s").open()
     await session.turn("please greet me warmly").run()
+    await session.wait_maintenance()  # the observer runs after the turn returned
     memory = session.plugin("observational_memory")
     assert isinstance(memory, ObservationalMemory) and memory.config == config
     observer_request = provider.requests[1]

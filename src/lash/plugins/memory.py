@@ -390,9 +390,18 @@ class ObservationalMemory(Plugin):
     ) -> bool:
         if not state.buffered_observations or not pending:
             return False
+        # a chunk buffered by a post-persist run that raced this prompt's own observation may
+        # cover messages the active log already has: merging it would repeat them and move
+        # the observed-through mark back
+        unobserved = {m.id for m in pending}
+        chunks = [
+            c for c in state.buffered_observations if c.observed_through_message_id in unobserved
+        ]
+        if not chunks:
+            return False
         retained = retained_tokens_after(pending)
         merged = state.active
-        for chunk in state.buffered_observations:
+        for chunk in chunks:
             merged = _merge(
                 merged,
                 chunk.observed_through_message_id,

@@ -8,11 +8,14 @@ and only while the caller's required ancestor is still on the active path: a wri
 against an older graph never lands on a branch that left it.
 
 The session's working state is updated in place, so a turn that is still running commits its
-own nodes after the appended ones.
+own nodes after the appended ones. ``turn_persisted`` hooks run in the background after the
+turn returned (see :class:`PostPersistGraphAccess`): their appends wait for the session's
+lock, so they never land in the middle of a later turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from lash.runtime.lease import LeaseGuard
     from lash.runtime.session import LashSession
 
-__all__ = ["SessionGraphWriter"]
+__all__ = ["PostPersistGraphAccess", "SessionGraphWriter"]
 
 
 def on_active_path(graph: SessionGraph, node_id: str) -> bool:
@@ -133,3 +136,37 @@ class SessionGraphWriter:
         finally:
             if fresh is not None:
                 await session._settle(fresh, error)
+
+
+class PostPersistGraphAccess:
+    """The graph access a background ``turn_persisted`` hook gets: the session's writer, with
+    each append taken under the session's turn lock.
+
+    Between turns no lease is held, so the writer acquires (and releases) its own; while a
+    later turn runs, the append waits for it to commit, then lands after it (the post-persist
+    leaf is still the required ancestor). Only the append holds the lock, never the model
+    calls that produced its nodes.
+    """
+
+    def __init__(self, writer: SessionGraphWriter, lock: asyncio.Lock) -> None:
+        self._writer = writer
+        self._lock = lock
+
+    @property
+    def session_id(self) -> str:
+        return self._writer.session_id
+
+    def graph(self) -> SessionGraph:
+        return self._writer.graph()
+
+    async def append_plugin_nodes(
+        self,
+        nodes: Sequence[PluginPayload],
+        *,
+        requires_ancestor_node_id: str | None,
+        usage: Sequence[TokenLedgerEntry] = (),
+    ) -> AppendPluginNodesResult:
+        async with self._lock:
+            return await self._writer.append_plugin_nodes(
+                nodes, requires_ancestor_node_id=requires_ancestor_node_id, usage=usage
+            )

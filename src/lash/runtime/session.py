@@ -33,14 +33,13 @@ from lash.runtime.observation import (
     SessionObservation,
     SessionReadView,
 )
-from lash.runtime.plugin_graph import SessionGraphWriter
+from lash.runtime.plugin_graph import PostPersistGraphAccess, SessionGraphWriter
 from lash.runtime.plugins import CompactionContext, Plugin, TurnPersistedContext
 from lash.runtime.runner import ClaimSet, PhysicalTurn, TurnEnd, TurnRequest, render_causes
 from lash.runtime.scope import require_id
 from lash.runtime.state import SessionState
 from lash.runtime.turn import TurnBuilder
 from lash.stores.base import DurabilityTier
-from lash.tools.base import Tool
 from lash.tools.grants import GrantSource, ToolExecutionGrant
 from lash.tools.membership import (
     ToolMembership,
@@ -50,7 +49,7 @@ from lash.tools.membership import (
     encode_tool_state,
     membership_of,
 )
-from lash.tools.registry import RetainedToolSource, ToolRegistry, ToolSourceLike
+from lash.tools.registry import ToolRegistry, ToolSourceLike
 from lash.types import (
     AgentFrameRecord,
     CancellationEvidence,
@@ -70,6 +69,7 @@ from lash.types import (
     RuntimeCommit,
     SessionCheckpoint,
     SessionCommand,
+    SessionGraph,
     SessionMeta,
     SessionNode,
     SuffixCancelResult,
@@ -92,6 +92,9 @@ CORE_TOOL_SOURCE = "core"
 """The tool-registry source id of the core's own tools (plugins are ``plugin:{id}``)."""
 
 log = logging.getLogger(__name__)
+
+POST_PERSIST_TIMEOUT_S = 600.0
+"""How long one turn's background ``turn_persisted`` hooks may run before they are cancelled."""
 
 
 class ParkedSession:
@@ -137,19 +140,17 @@ class LashSession:
         # the tool surface: live sources plus the persisted, generation-fenced tool state
         self._registry = ToolRegistry()
         self._registry.upsert_source(CORE_TOOL_SOURCE, list(config.tools))
-        # a plugin's state-dependent tools (plan mode's plan_exit) stay in the served surface
-        # and are dropped at projection, so toggling them is no orphan and no generation bump
-        self._plugin_sources: dict[str, RetainedToolSource] = {}
         for plugin in self._plugins:
-            source = RetainedToolSource(plugin)
-            self._plugin_sources[f"plugin:{plugin.id}"] = source
-            self._registry.upsert_source(f"plugin:{plugin.id}", source)
+            self._registry.upsert_source(f"plugin:{plugin.id}", plugin)
         self._tool_state_synced: Mapping[str, Any] | None = None
         self._tool_state_persisted: Mapping[str, Any] = state.checkpoint.tool_state
         self._sync_tools()
         self._graph_writer = SessionGraphWriter(self)
         for plugin in self._plugins:
             plugin.bind_session_graph(self._graph_writer)
+        # background turn_persisted runs, oldest first; each waits for the one before it
+        self._maintenance: list[asyncio.Task[None]] = []
+        self.post_persist_timeout_s = POST_PERSIST_TIMEOUT_S
 
     # --- identity -------------------------------------------------------------------------
 
@@ -419,7 +420,7 @@ class LashSession:
             config=self._cfg,
             state=self._state,
             plugins=self._plugins,
-            tools=self._served_tools(),
+            tools=self._registry.member_tools(),
             request=request,
             guard=guard,
             emitter=emitter,
@@ -435,7 +436,7 @@ class LashSession:
             if self._cfg.store is not None:  # the turn's commit carried the tool state
                 self._tool_state_persisted = self._state.checkpoint.tool_state
             if not end.commit.replayed:
-                await self._turn_persisted(request.turn_id, end.result)
+                self._schedule_turn_persisted(request.turn_id, end.result)
             return end
         except LashRuntimeError as err:
             if err.is_code(RuntimeErrorCode.SESSION_EXECUTION_LEASE_LOST) and self._cfg.store:
@@ -445,31 +446,91 @@ class LashSession:
             self._graph_writer.turn_guard = None
             self._running.pop(request.turn_id, None)
 
-    async def _turn_persisted(self, turn_id: str, result: TurnResult) -> None:
-        """lash's ``TurnPersisted``: plugin hooks after the commit is durable; a failing hook
-        is logged and never touches the committed turn."""
-        graph = self._state.graph
+    def _schedule_turn_persisted(self, turn_id: str, result: TurnResult) -> None:
+        """lash's ``TurnPersisted``: plugin hooks after the commit is durable, run as a
+        background task so the turn returns (and its lock is released) without waiting for
+        them. Runs are serialised per session; see :meth:`wait_maintenance`."""
+        hooks = [p for p in self._plugins if type(p).turn_persisted is not Plugin.turn_persisted]
+        if not hooks:
+            return
+        live = self._state.graph
         ctx = TurnPersistedContext(
             session_id=self.session_id,
             turn_id=turn_id,
             result=result,
-            graph=graph,
-            leaf_node_id=graph.leaf_node_id,
+            # a copy: the run may start after later turns moved the live graph on
+            graph=SessionGraph(live.nodes(), live.leaf_node_id),
+            leaf_node_id=live.leaf_node_id,
             head_revision=self._state.head_revision,
-            session_graph=self._graph_writer,
+            session_graph=PostPersistGraphAccess(self._graph_writer, self._lock),
         )
-        for plugin in self._plugins:
-            if type(plugin).turn_persisted is Plugin.turn_persisted:
-                continue
-            try:
-                await plugin.turn_persisted(ctx)
-            except Exception:
-                log.exception(
-                    "turn-persisted hook of plugin %r failed (session %s, turn %s)",
-                    plugin.id,
-                    self.session_id,
-                    turn_id,
-                )
+        previous = self._maintenance[-1] if self._maintenance else None
+        task = asyncio.create_task(
+            self._turn_persisted(ctx, hooks, previous),
+            name=f"lash-turn-persisted:{self.session_id}:{turn_id}",
+        )
+        self._maintenance.append(task)
+        task.add_done_callback(self._maintenance_done)
+
+    def _maintenance_done(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._maintenance.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("turn-persisted run failed", exc_info=task.exception())
+
+    async def _turn_persisted(
+        self,
+        ctx: TurnPersistedContext,
+        hooks: Sequence[Plugin],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """One turn's hooks, after the previous run finished; a failing or slow hook is
+        logged and never touches the committed turn."""
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            async with asyncio.timeout(self.post_persist_timeout_s):
+                for plugin in hooks:
+                    try:
+                        await plugin.turn_persisted(ctx)
+                    except Exception:
+                        log.exception(
+                            "turn-persisted hook of plugin %r failed (session %s, turn %s)",
+                            plugin.id,
+                            self.session_id,
+                            ctx.turn_id,
+                        )
+        except TimeoutError:
+            log.warning(
+                "turn-persisted hooks of session %s, turn %s timed out after %ss",
+                self.session_id,
+                ctx.turn_id,
+                self.post_persist_timeout_s,
+            )
+
+    async def wait_maintenance(self) -> None:
+        """Wait until every background ``turn_persisted`` run scheduled so far (and any it
+        led to) has finished. Never raises for a failed run (those are logged)."""
+        while self._maintenance:
+            await asyncio.wait(list(self._maintenance))
+
+    async def _quiesce_for_close(self) -> None:
+        """Refuse while a turn is in flight; otherwise stop the background runs (one may hold
+        the lock for its append) and refuse if something else still holds the lock."""
+        if not self._running:
+            await self._stop_maintenance()
+        if self._running or self._lock.locked():
+            raise EmbedError(
+                "session_still_in_use", f"session {self.session_id} has a turn in flight"
+            )
+
+    async def _stop_maintenance(self) -> None:
+        """Cancel the background ``turn_persisted`` runs and wait for them to unwind."""
+        tasks = list(self._maintenance)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _abandon(self, claims: ClaimSet) -> None:
         store = self._cfg.store
@@ -1002,20 +1063,10 @@ class LashSession:
     def tool_catalog(self) -> list[dict[str, Any]]:
         """Every callable tool as ``{id, name, description, parameters}``: the registry's
         members, less what plugins filter out (plan mode, authority hiding)."""
-        visible = self._served_tools()
+        visible = self._registry.member_tools()
         for plugin in self._plugins:
             visible = plugin.filter_tools(visible)
         return [e for e in self._registry.project_catalog() if e["name"] in visible]
-
-    def _served_tools(self) -> dict[str, Tool]:
-        """The registry's members less plugin tools their plugin does not advertise now."""
-        tools = self._registry.member_tools()
-        bound = self._registry.member_sources()
-        dormant: set[str] = set()
-        for source_id, source in self._plugin_sources.items():
-            live = source.advertising()
-            dormant.update(n for n, s in bound.items() if s == source_id and n not in live)
-        return {n: t for n, t in tools.items() if n not in dormant} if dormant else tools
 
     def add_tool_source(self, source: ToolSourceLike) -> str:
         """Serve more tools in this session (a host-added provider); returns its ``live:{n}``
@@ -1163,19 +1214,15 @@ class LashSession:
     async def park(self) -> ParkedSession:
         """Drop this handle's runtime state; reopen later with ``core.resume(parked)``."""
         self._require_store("parking a session")
-        if self._running or self._lock.locked():
-            raise EmbedError(
-                "session_still_in_use", f"session {self.session_id} has a turn in flight"
-            )
+        await self._quiesce_for_close()
         self._closed = True
         return ParkedSession(self.session_id)
 
     async def close(self) -> None:
-        """Close this handle (committed state stays in the store)."""
-        if self._running or self._lock.locked():
-            raise EmbedError(
-                "session_still_in_use", f"session {self.session_id} has a turn in flight"
-            )
+        """Close this handle (committed state stays in the store). Background
+        ``turn_persisted`` runs still going are cancelled: call :meth:`wait_maintenance` first
+        to let them finish."""
+        await self._quiesce_for_close()
         self._closed = True
 
     def __repr__(self) -> str:
