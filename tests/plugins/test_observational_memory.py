@@ -569,6 +569,34 @@ async def test_tool_results_never_open_the_raw_tail() -> None:
     assert [m.id for m in prompt[3:]] == ["a2", "u2"]
 
 
+async def test_a_buffered_chunk_the_active_log_already_covers_is_not_merged_again() -> None:
+    """A post-persist run raced the prompt's own observation: its chunk (through m1) lands
+    after the active state (through m2); activating it would repeat m1's observations and
+    move the observed-through mark back."""
+    b = GraphBuilder()
+    b.message("m1", "first " * 40)
+    b.message("m2", "second " * 40, role="assistant")
+    b.plugin(active_state_node(observed_through_message_id="m2", observations="* both seen"))
+    b.plugin(buffered_observation_node(observed_through_message_id="m1", observations="* m1"))
+    b.message("m3", "third " * 40)
+    config = ObservationalMemoryConfig(
+        observation_buffer_tokens=0,
+        observation_message_tokens=1,
+        observation_block_after_tokens=10_000,
+    )
+    memory = ObservationalMemory(config, provider=ScriptedProvider([]), model="obs")
+    access = RecordingAccess(b.graph)
+    memory.bind_session_graph(access)
+    ctx = PrepareContext(
+        session_id="s", turn_id="t", turn_index=1, agent_frame_id="f", context_window=10_000
+    )
+    await memory.transform_context(ctx, [user("m3", "third " * 40)])
+    assert access.requests == []  # nothing activated
+    active = memory.memory_state().active
+    assert active is not None
+    assert active.observed_through_message_id == "m2" and active.observations == "* both seen"
+
+
 def test_should_run_async_maintenance_follows_the_buffer_interval() -> None:
     b = GraphBuilder()
     b.message("m1", "x" * 64)
