@@ -17,7 +17,10 @@ hook                      failure code                 allowed directives
 ``turn_persisted``        logged, never fails a turn   — (may append plugin nodes, see below)
 ========================  ==========================  ======================================
 
-``turn_persisted`` runs only after a turn's commit is durable (lash's ``TurnPersisted``). With
+``turn_persisted`` runs only after a turn's commit is durable (lash's ``TurnPersisted``), as a
+background task of the session once the turn has returned: runs are serialised per session,
+cut off by ``LashSession.post_persist_timeout_s``, cancelled by ``close()``, and awaited with
+``LashSession.wait_maintenance()``. ``ctx.graph`` is a copy of the post-persist graph. With
 the :class:`SessionGraphAccess` a session lends each plugin (``bind_session_graph``) a plugin
 can append its own nodes to the session graph in a fenced commit of their own, guarded by a
 required ancestor: an append whose ancestor left the active path is refused, so background
@@ -283,8 +286,8 @@ class Plugin:
         return None
 
     async def turn_persisted(self, ctx: TurnPersistedContext) -> None:
-        """After the turn's commit is durable (best effort: a failure is logged, the committed
-        turn stands)."""
+        """After the turn's commit is durable, in the background once the turn returned (best
+        effort: a failure or timeout is logged, the committed turn stands)."""
         return None
 
     def validate_turn_extension(self, extension: Any) -> bool:
