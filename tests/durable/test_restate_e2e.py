@@ -690,6 +690,11 @@ async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_resu
     assert lines.read_text() == "one\n"  # the tool ran once
     assert len(wire.exchanges) == 2  # each model request reached the model once
     assert _commits(db) == 1
+    with sqlite3.connect(db) as conn:  # the redrive let go of the lease it re-entered
+        (token,) = conn.execute(
+            "SELECT lease_token FROM session_leases WHERE session_id = 's1'"
+        ).fetchone()
+    assert not token, token
 
 
 async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_clearly(

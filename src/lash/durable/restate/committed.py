@@ -87,6 +87,8 @@ class _CommittedTurnStore:
         """The turn's commit is already stored: answer it as the idempotent replay."""
         if commit.session_id != self._session_id:
             return await self._inner.commit(commit)
+        if commit.release_lease and commit.lease is not None:
+            await self._inner.release_lease(commit.lease)  # what the stored commit did
         result = commit.result
         if isinstance(result, dict) and "head_revision" in result:
             result = {**result, "head_revision": self._committed}

@@ -159,6 +159,9 @@ async def run_durable_turn(
                 session = await replay_core.session(session_id).owner(owner).open()
         host = host if host is not None else RestateEffectHost(ctx)
         result = await session.turn(turn_input).turn_id(turn_id).effects(host).run()
+        maintenance = getattr(session, "wait_maintenance", None)
+        if maintenance is not None:
+            await maintenance()  # turn_persisted runs finish here; closing would cancel them
         data: dict[str, Any] = to_builtins(result)
         return data
     finally:
