@@ -48,6 +48,7 @@ def test_symlinked_plan_file_does_not_unlock_its_target(workspace: Path) -> None
     os.symlink(workspace / "src" / "app.py", plan)
     assert mode._file_tool_blocked(_write("src/app.py")) is not None
     assert mode._file_tool_blocked(_write(str(workspace / "src" / "app.py"))) is not None
+    assert "`.lash/plans/s1.md`" in (mode._file_tool_blocked(_write("src/app.py")) or "")
     # the plan path itself is refused too, since writing it would follow the link
     blocked = mode._file_tool_blocked(_write(".lash/plans/s1.md"))
     assert blocked is not None and "symlink" in blocked

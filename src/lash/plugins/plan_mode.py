@@ -306,10 +306,12 @@ class PlanMode(Plugin):
             return f"`{call.name}.path` contains a NUL byte"
         # Compared without following symlinks: a plan file (or `.lash`) that is a symlink
         # must not make some other file writable while planning.
+        shown = self.plan_path or display_path(workspace, path)
+        only = f"plan mode lets `{call.name}` change only `{shown}`"
         candidate = Path(target)
         absolute = candidate if candidate.is_absolute() else workspace / candidate
         if Path(os.path.normpath(absolute)) != path:
-            return f"plan mode lets `{call.name}` change only `{self.plan_path}`"
+            return only
         unsafe = unsafe_plan_file(workspace, path)
         if unsafe is not None:
             return f"plan mode refuses to write the plan file: {unsafe}"
@@ -318,9 +320,7 @@ class PlanMode(Plugin):
             same = absolute.resolve() == path
         except (OSError, RuntimeError):
             same = False
-        if not same:
-            return f"plan mode lets `{call.name}` change only `{self.plan_path}`"
-        return None
+        return None if same else only
 
     async def transform_context(
         self, ctx: PrepareContext, messages: list[Message]
