@@ -40,6 +40,7 @@ from lash.runtime.scope import require_id
 from lash.runtime.state import SessionState
 from lash.runtime.turn import TurnBuilder
 from lash.stores.base import DurabilityTier
+from lash.tools.base import Tool
 from lash.tools.grants import GrantSource, ToolExecutionGrant
 from lash.tools.membership import (
     ToolMembership,
@@ -49,7 +50,7 @@ from lash.tools.membership import (
     encode_tool_state,
     membership_of,
 )
-from lash.tools.registry import ToolRegistry, ToolSourceLike
+from lash.tools.registry import RetainedToolSource, ToolRegistry, ToolSourceLike
 from lash.types import (
     AgentFrameRecord,
     CancellationEvidence,
@@ -140,8 +141,13 @@ class LashSession:
         # the tool surface: live sources plus the persisted, generation-fenced tool state
         self._registry = ToolRegistry()
         self._registry.upsert_source(CORE_TOOL_SOURCE, list(config.tools))
+        # a plugin's state-dependent tools (plan mode's plan_exit) stay in the served surface
+        # and are dropped at projection, so toggling them is no orphan and no generation bump
+        self._plugin_sources: dict[str, RetainedToolSource] = {}
         for plugin in self._plugins:
-            self._registry.upsert_source(f"plugin:{plugin.id}", plugin)
+            source = RetainedToolSource(plugin)
+            self._plugin_sources[f"plugin:{plugin.id}"] = source
+            self._registry.upsert_source(f"plugin:{plugin.id}", source)
         self._tool_state_synced: Mapping[str, Any] | None = None
         self._tool_state_persisted: Mapping[str, Any] = state.checkpoint.tool_state
         self._sync_tools()
@@ -420,7 +426,7 @@ class LashSession:
             config=self._cfg,
             state=self._state,
             plugins=self._plugins,
-            tools=self._registry.member_tools(),
+            tools=self._served_tools(),
             request=request,
             guard=guard,
             emitter=emitter,
@@ -1063,10 +1069,20 @@ class LashSession:
     def tool_catalog(self) -> list[dict[str, Any]]:
         """Every callable tool as ``{id, name, description, parameters}``: the registry's
         members, less what plugins filter out (plan mode, authority hiding)."""
-        visible = self._registry.member_tools()
+        visible = self._served_tools()
         for plugin in self._plugins:
             visible = plugin.filter_tools(visible)
         return [e for e in self._registry.project_catalog() if e["name"] in visible]
+
+    def _served_tools(self) -> dict[str, Tool]:
+        """The registry's members less plugin tools their plugin does not advertise now."""
+        tools = self._registry.member_tools()
+        bound = self._registry.member_sources()
+        dormant: set[str] = set()
+        for source_id, source in self._plugin_sources.items():
+            live = source.advertising()
+            dormant.update(n for n, s in bound.items() if s == source_id and n not in live)
+        return {n: t for n, t in tools.items() if n not in dormant} if dormant else tools
 
     def add_tool_source(self, source: ToolSourceLike) -> str:
         """Serve more tools in this session (a host-added provider); returns its ``live:{n}``
