@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from lash.durable.restate.committed import holds_turn, rewind
-from lash.types import PersistedSession, SessionCheckpoint
+from typing import cast
+
+from lash.durable.restate.committed import _CommittedTurnStore, holds_turn, rewind
+from lash.stores.base import DurabilityTier, SessionStore
+from lash.stores.liveness import opaque_owner
+from lash.types import (
+    GraphAppend,
+    PersistedSession,
+    RuntimeCommit,
+    RuntimeCommitResult,
+    SessionCheckpoint,
+)
 from lash.types.graph import MessagePayload, SessionNode
+from lash.types.lease import LeaseFence
 from lash.types.messages import Message, TextPart
 
 
@@ -45,3 +56,44 @@ def test_rewind_leaves_a_session_without_the_turn_alone() -> None:
     persisted = _session()
     assert rewind(persisted, "t9", start_revision=0) is persisted
     assert not holds_turn(None, "t1")
+
+
+class _Inner:
+    """A store that must not be written: the turn is already committed."""
+
+    tier = DurabilityTier.DURABLE
+
+    def __init__(self) -> None:
+        self.released: list[LeaseFence] = []
+
+    async def commit(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        raise AssertionError("the committed turn was written again")
+
+    async def release_lease(self, fence: LeaseFence) -> None:
+        self.released.append(fence)
+
+
+async def test_the_committed_turn_is_answered_as_a_replay_without_a_write() -> None:
+    inner = _Inner()
+    view = _CommittedTurnStore(cast(SessionStore, inner), "s1", "t1", start_revision=4)
+    assert view.tier is DurabilityTier.DURABLE
+    fence = LeaseFence(
+        session_id="s1",
+        owner=opaque_owner("restate:LashTurn/t1", "test"),
+        lease_token="tok",
+        fencing_token=3,
+    )
+    commit = RuntimeCommit(
+        session_id="s1",
+        graph=GraphAppend(nodes=()),
+        checkpoint=SessionCheckpoint(turn_index=5),
+        expected_head_revision=4,
+        lease=fence,
+        release_lease=True,
+        result={"head_revision": 5},
+    ).stamped("t1")
+    answer = await view.commit(commit)
+    # the revision the stored commit made, even if plugin appends moved the head since
+    expected = RuntimeCommitResult(head_revision=5, result={"head_revision": 5}, replayed=True)
+    assert answer == expected
+    assert inner.released == [fence]  # what the stored commit did with the lease

@@ -694,7 +694,11 @@ async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_resu
         (token,) = conn.execute(
             "SELECT lease_token FROM session_leases WHERE session_id = 's1'"
         ).fetchone()
+        (head,) = conn.execute(
+            "SELECT head_revision FROM sessions WHERE session_id = 's1'"
+        ).fetchone()
     assert not token, token
+    assert result.head_revision == head  # the revision the one commit made
 
 
 async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_clearly(

@@ -36,13 +36,13 @@ def holds_turn(persisted: PersistedSession | None, turn_id: str) -> bool:
 
 
 def committed_turn_core(
-    core: LashCore, session_id: str, turn_id: str, start_revision: int, committed_revision: int
+    core: LashCore, session_id: str, turn_id: str, start_revision: int
 ) -> LashCore:
     """``core`` over a store view in which ``turn_id`` of ``session_id`` is not committed
     yet, and whose commit of that turn is answered as a replay of the stored one."""
     store = core.config.store
     assert store is not None  # the durable tier check ran first
-    view = _CommittedTurnStore(store, session_id, turn_id, start_revision, committed_revision)
+    view = _CommittedTurnStore(store, session_id, turn_id, start_revision)
     return LashCore(dataclasses.replace(core.config, store=cast(SessionStore, view)))
 
 
@@ -56,13 +56,11 @@ class _CommittedTurnStore:
         session_id: str,
         turn_id: str,
         start_revision: int,
-        committed_revision: int,
     ) -> None:
         self._inner = inner
         self._session_id = session_id
         self._turn_id = turn_id
         self._start = start_revision
-        self._committed = committed_revision
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -84,15 +82,16 @@ class _CommittedTurnStore:
         return rewind(persisted, self._turn_id, self._start)
 
     async def commit(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        """The turn's commit is already stored: answer it as the idempotent replay."""
+        """The turn's commit is already stored: answer it as the idempotent replay would (the
+        revision the stored commit made: one past the turn's start, even when plugin appends
+        moved the head since)."""
         if commit.session_id != self._session_id:
             return await self._inner.commit(commit)
         if commit.release_lease and commit.lease is not None:
             await self._inner.release_lease(commit.lease)  # what the stored commit did
-        result = commit.result
-        if isinstance(result, dict) and "head_revision" in result:
-            result = {**result, "head_revision": self._committed}
-        return RuntimeCommitResult(head_revision=self._committed, result=result, replayed=True)
+        base = commit.expected_head_revision
+        revision = (base if base is not None else self._start) + 1
+        return RuntimeCommitResult(head_revision=revision, result=commit.result, replayed=True)
 
 
 def rewind(persisted: PersistedSession, turn_id: str, start_revision: int) -> PersistedSession:

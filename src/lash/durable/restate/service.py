@@ -153,9 +153,7 @@ async def run_durable_turn(
             persisted = await store.load_session(session_id, active_path_only=True)
             if persisted is not None and holds_turn(persisted, turn_id):
                 await session.close()
-                replay_core = committed_turn_core(
-                    core, session_id, turn_id, start.head_revision, persisted.head_revision
-                )
+                replay_core = committed_turn_core(core, session_id, turn_id, start.head_revision)
                 session = await replay_core.session(session_id).owner(owner).open()
         host = host if host is not None else RestateEffectHost(ctx)
         result = await session.turn(turn_input).turn_id(turn_id).effects(host).run()
