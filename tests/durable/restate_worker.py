@@ -21,7 +21,7 @@ Configured through the environment:
   ``WORKER_BACKOFF_MS`` is its retry back-off (default 200);
 * ``WORKER_NO_AWAIT_SECRET`` (optional): serve without ``await_event_secret``;
 * ``WORKER_EXIT_AFTER_COMMIT`` (optional): a marker file; when it does not exist yet, the
-  worker creates it and exits at once after a turn's commit is durable (SQLite only).
+  worker creates it and exits at once after a turn's commit is durable.
 """
 
 from __future__ import annotations
@@ -88,20 +88,19 @@ class ParkingProvider:
             yield event
 
 
-class ExitAfterCommitStore(SqliteStore):
-    """A SQLite store whose worker dies (``os._exit``) right after a turn's commit is
-    durable, before the run handler can return: the first time only, recorded in a marker."""
+def exit_after_commit(store: SqliteStore | PostgresStore, marker: Path) -> None:
+    """Make the worker die (``os._exit``) right after a turn's commit is durable, before the
+    run handler can return: the first time only, recorded in ``marker``."""
+    inner = store.commit
 
-    def __init__(self, path: str, marker: Path) -> None:
-        super().__init__(path)
-        self._marker = marker
-
-    async def commit(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        result = await super().commit(commit)
-        if commit.turn_commit is not None and not self._marker.exists():
-            self._marker.write_text("exited\n")
+    async def commit(commit: RuntimeCommit) -> RuntimeCommitResult:
+        result = await inner(commit)
+        if commit.turn_commit is not None and not marker.exists():
+            marker.write_text("exited\n")
             os._exit(9)
         return result
+
+    store.commit = commit  # type: ignore[method-assign]
 
 
 CORES: list[lash.LashCore] = []
@@ -161,10 +160,10 @@ def build_app() -> object:
                 dsn, schema=os.environ["WORKER_PG_SCHEMA"], attachments_root=os.environ["WORKER_DB"]
             )
             await store.open()
-        elif exit_marker:
-            store = ExitAfterCommitStore(os.environ["WORKER_DB"], Path(exit_marker))
         else:
             store = SqliteStore(os.environ["WORKER_DB"])
+        if exit_marker and not isinstance(store, MemoryStore):
+            exit_after_commit(store, Path(exit_marker))
         builder = (
             lash.LashCore.builder()
             .provider(ParkingProvider(provider, Path(marker) if marker else None, hold))
