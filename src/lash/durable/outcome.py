@@ -37,9 +37,16 @@ def dump_outcome(value: Any, tp: Any) -> Any:
 
 
 def load_outcome(data: Any, tp: Any) -> Any:
-    """The inverse of :func:`dump_outcome`."""
+    """The inverse of :func:`dump_outcome`.
+
+    A type with a ``from_recorded(data)`` classmethod decodes itself: that is how an outcome
+    record that grew new fields still reads what older versions recorded.
+    """
     if tp is None or tp is Any:
         return data
+    from_recorded = getattr(tp, "from_recorded", None)
+    if callable(from_recorded):
+        return from_recorded(data)
     args = typing.get_args(tp)
     if _is_union(tp):
         member = args[int(data["$member"])]

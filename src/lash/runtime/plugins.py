@@ -47,6 +47,7 @@ from lash.types import (
     ToolCallPart,
     ToolResultPart,
     TurnResult,
+    to_builtins,
 )
 from lash.types._base import Record
 
@@ -70,6 +71,8 @@ __all__ = [
     "PluginSessionContext",
     "PrepareContext",
     "SwitchAgentFrame",
+    "changed_plugin_states",
+    "snapshot_plugin_states",
 ]
 
 
@@ -257,6 +260,15 @@ class Plugin:
         """Called when a session opens, with the persisted plugin state."""
         self.state = dict(ctx.state)
 
+    def snapshot_state(self) -> Any:
+        """A detached JSON copy of ``state``: what a turn commits, and what a tool attempt
+        records when it changed it (so a durable replay of the attempt can put it back)."""
+        return to_builtins(self.state)
+
+    def restore_state(self, snapshot: Any) -> None:
+        """Put back a :meth:`snapshot_state` copy (a replayed tool attempt's change)."""
+        self.state = dict(snapshot) if isinstance(snapshot, dict) else {}
+
     async def transform_context(
         self, ctx: PrepareContext, messages: list[Message]
     ) -> list[Message]:
@@ -328,3 +340,18 @@ class Plugin:
     async def compact_context(self, ctx: CompactionContext) -> Sequence[Message]:
         """Seed messages for a compaction frame (empty: this plugin does not compact)."""
         return ()
+
+
+def snapshot_plugin_states(plugins: Sequence[Plugin]) -> dict[str, Any]:
+    """Every plugin's :meth:`Plugin.snapshot_state`, by plugin id."""
+    return {plugin.id: plugin.snapshot_state() for plugin in plugins}
+
+
+def changed_plugin_states(plugins: Sequence[Plugin], before: dict[str, Any]) -> dict[str, Any]:
+    """The snapshots of the plugins whose state differs from ``before`` (taken earlier)."""
+    changed: dict[str, Any] = {}
+    for plugin in plugins:
+        now = plugin.snapshot_state()
+        if plugin.id not in before or before[plugin.id] != now:
+            changed[plugin.id] = now
+    return changed

@@ -60,6 +60,8 @@ from lash.runtime.plugins import (
     ShortCircuitTool,
     SwitchAgentFrame,
     ToolCallContext,
+    changed_plugin_states,
+    snapshot_plugin_states,
 )
 from lash.runtime.scope import ExecutionScope
 from lash.runtime.state import SessionState
@@ -72,6 +74,7 @@ from lash.tools.dispatch import (
     BatchChild,
     BatchChildOutcome,
     ToolAttempt,
+    ToolAttemptOutcome,
     run_batch,
 )
 from lash.tools.grants import GrantSource, ToolExecutionGrant, resolve_grants
@@ -291,6 +294,10 @@ class PhysicalTurn:
         self.frame_switch: SwitchAgentFrame | None = None
         self.attachment_ids: list[str] = []
         self.prompt_extra: list[Message] = []
+        # plugin state changed inside tool attempts: the completion counter of such attempts
+        # and, per plugin, the position of the change now applied (see _attempt_effect)
+        self.state_seq = 0
+        self.state_applied: dict[str, int] = {}
         self.provider = _GuardedProvider(config.provider)
         catalog = dict(tools)
         for plugin in plugins:
@@ -853,13 +860,8 @@ class PhysicalTurn:
             async def run_attempt(
                 attempt: ToolAttempt, execute: Callable[[], Awaitable[ToolCallOutput]]
             ) -> ToolCallOutput:
-                return await self.host.run_effect(
-                    self.scope,
-                    "tool_attempt",
-                    f"{key}:attempt:{attempt.attempt}",
-                    attempt,
-                    execute,
-                    result_type=ToolCallOutput,
+                return await self._attempt_effect(
+                    f"{key}:attempt:{attempt.attempt}", attempt, execute
                 )
 
             try:
@@ -889,6 +891,58 @@ class PhysicalTurn:
                     error_code="tool_attempt_failed",
                 )
         return output
+
+    async def _attempt_effect(
+        self, key: str, attempt: ToolAttempt, execute: Callable[[], Awaitable[ToolCallOutput]]
+    ) -> ToolCallOutput:
+        """One tool attempt as an effect whose outcome carries the plugin state it changed.
+
+        The attempt snapshots every plugin's state when it begins and records, when it ends
+        (after the ``after_tool_call`` hooks), the new snapshot of each plugin that changed,
+        numbered in the turn's completion order. When the host hands back a recorded outcome
+        without running the attempt (a durable replay), those snapshots are restored, so the
+        turn goes on, and commits, with the state the first run had.
+
+        Concurrent attempts share the live plugins: a snapshot taken at an attempt's end holds
+        whatever another attempt changed before it. So per plugin the change with the highest
+        completion number wins, on replay as in the first run, whatever order the host
+        replays them in; a replay never rolls a plugin back to an older attempt's snapshot.
+        """
+        ran = False
+
+        async def body() -> ToolAttemptOutcome:
+            nonlocal ran
+            ran = True
+            before = snapshot_plugin_states(self.plugins)
+            output = await execute()
+            changed = changed_plugin_states(self.plugins, before)
+            if not changed:
+                return ToolAttemptOutcome(output=output)
+            self.state_seq += 1
+            for plugin_id in changed:
+                self.state_applied[plugin_id] = self.state_seq
+            return ToolAttemptOutcome(
+                output=output, plugin_states=changed, state_seq=self.state_seq
+            )
+
+        outcome = await self.host.run_effect(
+            self.scope, "tool_attempt", key, attempt, body, result_type=ToolAttemptOutcome
+        )
+        if not ran and outcome.plugin_states:
+            self._replay_plugin_states(outcome)
+        return outcome.output
+
+    def _replay_plugin_states(self, outcome: ToolAttemptOutcome) -> None:
+        """Restore what a replayed attempt changed, unless a later change already applies."""
+        seq = outcome.state_seq
+        self.state_seq = max(self.state_seq, seq)
+        by_id = {plugin.id: plugin for plugin in self.plugins}
+        for plugin_id, snapshot in outcome.plugin_states.items():
+            plugin = by_id.get(plugin_id)
+            if plugin is None or self.state_applied.get(plugin_id, 0) >= seq:
+                continue
+            plugin.restore_state(snapshot)
+            self.state_applied[plugin_id] = seq
 
     def _await_key_minter(self) -> Callable[[Any], str] | None:
         """How a tool mints its durable-wait keys on this turn's host (None: no waits)."""
@@ -1149,7 +1203,7 @@ class PhysicalTurn:
         last_prompt = result.llm_calls[-1].usage if result.llm_calls else None
         plugin_state = dict(state.checkpoint.plugin_state)
         for plugin in self.plugins:
-            plugin_state[plugin.id] = to_builtins(plugin.state)
+            plugin_state[plugin.id] = plugin.snapshot_state()
         checkpoint: SessionCheckpoint = state.with_checkpoint(
             turn_index=self.turn_index,
             token_usage=last_prompt or state.checkpoint.token_usage,

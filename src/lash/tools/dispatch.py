@@ -44,6 +44,32 @@ class ToolAttempt(Record, frozen=True, kw_only=True):
     max_attempts: int
 
 
+class ToolAttemptOutcome(Record, frozen=True, kw_only=True):
+    """The recorded outcome of one tool attempt effect: its output plus the plugin state the
+    attempt changed, so a replay that does not run the tool can still re-apply that change.
+
+    ``plugin_states`` maps a plugin id to its whole state snapshot as the attempt left it
+    (only plugins whose snapshot differs from the one taken when the attempt began).
+    ``state_seq`` is the attempt's position in the turn's completion order of such
+    attempts: when concurrent attempts changed the same plugin, a replay keeps the snapshot
+    of the one that completed last, as the first run did. ``v`` versions the record; an
+    outcome recorded before it existed (a bare :class:`ToolCallOutput`) still decodes, with
+    no state change (see :meth:`from_recorded`).
+    """
+
+    v: int = 2
+    output: ToolCallOutput
+    plugin_states: dict[str, Any] = {}
+    state_seq: int = 0
+
+    @classmethod
+    def from_recorded(cls, data: Any) -> ToolAttemptOutcome:
+        """Decode a recorded outcome of either version (version 1 was the bare output)."""
+        if isinstance(data, dict) and "output" in data and "v" in data:
+            return msgspec.convert(data, type=cls)
+        return cls(v=1, output=msgspec.convert(data, type=ToolCallOutput))
+
+
 ToolAttemptRunner = Callable[
     [ToolAttempt, Callable[[], Awaitable[ToolCallOutput]]], Awaitable[ToolCallOutput]
 ]
@@ -66,6 +92,7 @@ __all__ = [
     "BatchDispatch",
     "BatchTool",
     "ToolAttempt",
+    "ToolAttemptOutcome",
     "ToolAttemptRunner",
     "execute_tool_call",
     "retry_delay_ms",
