@@ -21,7 +21,9 @@ Configured through the environment:
   ``WORKER_BACKOFF_MS`` is its retry back-off (default 200);
 * ``WORKER_NO_AWAIT_SECRET`` (optional): serve without ``await_event_secret``;
 * ``WORKER_EXIT_AFTER_COMMIT`` (optional): a marker file; when it does not exist yet, the
-  worker creates it and exits at once after a turn's commit is durable.
+  worker creates it and exits at once after a turn's commit is durable;
+* ``WORKER_PLAN_MODE`` (optional): serve plan mode (off, so only ``update_plan`` is added);
+  each run of ``update_plan`` appends ``update_plan`` to the ``WORKER_LINES`` file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import hypercorn.asyncio
 import hypercorn.config
@@ -40,6 +43,7 @@ import restate
 
 import lash
 from lash.durable.restate import turn_services
+from lash.plugins import PlanMode
 from lash.providers import OpenAIChatProvider
 from lash.stores import MemoryStore, SqliteStore
 from lash.stores.postgres import PostgresStore
@@ -101,6 +105,18 @@ def exit_after_commit(store: SqliteStore | PostgresStore, marker: Path) -> None:
         return result
 
     store.commit = commit  # type: ignore[method-assign]
+
+
+class LoggingPlanMode(PlanMode):
+    """Plan mode (off) whose ``update_plan`` notes each run in the worker's lines file."""
+
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+
+    async def _run_update_plan(self, ctx: lash.ToolContext, args: dict[str, Any]) -> Any:
+        with Path(os.environ["WORKER_LINES"]).open("a") as fh:
+            fh.write("update_plan\n")
+        return await super()._run_update_plan(ctx, args)
 
 
 CORES: list[lash.LashCore] = []
@@ -172,6 +188,8 @@ def build_app() -> object:
             .effect_host(lash.InlineEffectHost())
             .tools([append_line, wait_for_approval, flaky_write])
         )
+        if os.environ.get("WORKER_PLAN_MODE"):
+            builder.plugin(LoggingPlanMode)
         system = os.environ.get("WORKER_SYSTEM_PROMPT")
         if system:
             builder.system_prompt(system)

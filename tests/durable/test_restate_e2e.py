@@ -736,3 +736,56 @@ async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_cl
         finally:
             worker.stop()
     assert lines.read_text() == "one\n" and _commits(db) == 1
+
+
+PLAN_SCRIPTS = [load_script(HERE / "scripts" / f"restate-plan-{n}.json") for n in (1, 2)]
+
+
+async def test_a_redriven_update_plan_is_replayed_and_its_plan_is_committed(
+    restate_server: LocalRestateServer, tmp_path: Path
+) -> None:
+    """Worker A runs plan mode's ``update_plan`` (journaled with the plugin state it changed)
+    and is SIGKILLed before model call 2; worker B replays the attempt without running the
+    tool, and the one commit holds the plan in plan mode's state."""
+    from lash.stores import SqliteStore
+
+    lines, marker, db = tmp_path / "lines.txt", tmp_path / "parked", tmp_path / "store.db"
+    turn_id = "turn-plan-replay"
+    async with WireServer(*PLAN_SCRIPTS) as wire:
+        base = {
+            "WORKER_DB": str(db),
+            "WORKER_LINES": str(lines),
+            "WORKER_MODEL_URL": wire.url(),
+            "WORKER_PLAN_MODE": "1",
+        }
+        port = free_port()
+        first = Worker(port, {**base, "WORKER_PARK_MARKER": str(marker)}, tmp_path / "a.log")
+        second: Worker | None = None
+        try:
+            await first.ready()
+            await _register(restate_server, port)
+            body = {"session_id": "s1", "input": "plan the work"}
+            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
+            await _wait_for(marker, first)
+            first.kill()
+            assert lines.read_text() == "update_plan\n"
+            second = Worker(port, base, tmp_path / "b.log")
+            await second.ready()
+            outcome = await _attach(restate_server, turn_id)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+    assert not isinstance(outcome, Exception), outcome
+    result = msgspec.convert(outcome, type=TurnResult)
+    assert result.outcome.kind == "finished", result.issues
+    assert result.assistant_text == "Planned."
+    assert lines.read_text() == "update_plan\n"  # the redrive replayed it, did not run it
+    wire.assert_exhausted()
+    assert _commits(db) == 1
+    async with SqliteStore(db) as store:
+        loaded = await store.load_session("s1")
+    assert loaded is not None
+    state = loaded.checkpoint.plugin_state["plan_mode"]
+    assert state["generation"] == 1 and state["explanation"] == "draft"
+    assert [item["step"] for item in state["plan"]] == ["Read the code", "Fix it"]
