@@ -13,7 +13,9 @@ and offers three answers: implement now (the result carries ``next_turn_input`` 
 to submit), keep planning, or implement in a fresh context (the turn ends as an agent-frame
 switch into ``plan-frame-{id}`` whose only input is a short pointer to the plan). Every answer
 but "keep planning" turns plan mode off. Mode, checklist and plan path are plugin state,
-committed with every turn.
+committed with every turn. So are what ``plan_exit`` leaves pending for later in its turn (the
+fresh-context switch, the ``plan_mode.state`` event): a durable replay of the attempt restores
+the state it recorded, and the switch and the event then happen as on the first run.
 
 The catalog of a turn is fixed when the turn starts: after "implement now" the
 implementation tools appear from the next turn on. Subagent sessions are never in plan mode
@@ -101,6 +103,12 @@ that file). Without a workspace there is no file to confine them to, so they are
 PLAN_SNAPSHOT_EVENT = "update_plan.snapshot"
 PLAN_MODE_STATE_EVENT = "plan_mode.state"
 
+_PENDING_SWITCH = "pending_switch"
+"""State key: the agent-frame switch ``plan_exit`` asked for (``{frame_id, task}``), taken by
+the next ``before_llm_call`` of the turn."""
+_PENDING_ANNOUNCE = "pending_announce"
+"""State key: ``plan_exit`` ended planning and the ``plan_mode.state`` event is still owed."""
+
 PLANNING_GUIDANCE = (
     "Planning: use update_plan for substantial multi-step work and skip it for trivial asks. "
     "Keep steps short with exactly one in_progress while you work, mark steps completed as "
@@ -170,8 +178,6 @@ class PlanMode(Plugin):
         self._approve = approve
         self._inert = False
         self._published = 0
-        self._announce: bool | None = None
-        self._switch: SwitchAgentFrame | None = None
         self._session_id = ""
         self._update_plan = FunctionTool.from_schema(
             "update_plan",
@@ -348,7 +354,8 @@ class PlanMode(Plugin):
         return [*messages, note]
 
     async def prepare_turn(self, ctx: PrepareContext) -> Sequence[Directive]:
-        self._switch = None
+        if _PENDING_SWITCH in self.state:  # a switch is for the turn that asked for it
+            self.state = {k: v for k, v in self.state.items() if k != _PENDING_SWITCH}
         if self._inert or not self.enabled:
             return ()
         self.read_plan()  # seeds the template on the first planning turn
@@ -357,8 +364,14 @@ class PlanMode(Plugin):
     async def before_llm_call(
         self, ctx: PrepareContext, request: LlmRequest
     ) -> SwitchAgentFrame | None:
-        switch, self._switch = self._switch, None
-        return switch
+        pending = self.state.get(_PENDING_SWITCH)
+        if pending is None:
+            return None
+        self.state = {k: v for k, v in self.state.items() if k != _PENDING_SWITCH}
+        if not isinstance(pending, dict):
+            _log.warning("plan mode dropped a malformed pending switch: %r", pending)
+            return None
+        return SwitchAgentFrame(frame_id=str(pending["frame_id"]), task=str(pending["task"]))
 
     async def checkpoint(self, ctx: CheckpointContext) -> Sequence[Directive]:
         return self._publish()
@@ -373,8 +386,8 @@ class PlanMode(Plugin):
         """Events not yet published: the plan snapshot (once per update) and the end of
         planning."""
         out: list[Directive] = []
-        if self._announce is not None:
-            self._announce = None
+        if self.state.get(_PENDING_ANNOUNCE):
+            self.state = {k: v for k, v in self.state.items() if k != _PENDING_ANNOUNCE}
             out.append(EmitEvent(event=self._state_event()))
         if self._inert or self.generation <= self._published:
             return out
@@ -447,13 +460,13 @@ class PlanMode(Plugin):
                 **base,
                 "message": "Keep planning: the plan was not approved yet.",
             }
-        self.disable()
-        self._announce = False
+        # Kept in state, not on the instance: the attempt records the state it changed, and a
+        # replay that restores it must still switch and announce.
+        self.state = {**self.state, "enabled": False, _PENDING_ANNOUNCE: True}
         if answer.selection == FRESH_CONTEXT:
             frame_id = f"plan-frame-{uuid.uuid4().hex}"
-            self._switch = SwitchAgentFrame(
-                frame_id=frame_id, task=fresh_context_input(shown, checklist)
-            )
+            task = fresh_context_input(shown, checklist)
+            self.state = {**self.state, _PENDING_SWITCH: {"frame_id": frame_id, "task": task}}
             return {
                 "approved": True,
                 **base,
