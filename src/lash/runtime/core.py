@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -56,7 +57,11 @@ from lash.types import (
     VacuumReport,
 )
 
-__all__ = ["LashCore", "LashCoreBuilder", "SessionOpener"]
+__all__ = ["ACLOSE_MAINTENANCE_TIMEOUT_S", "LashCore", "LashCoreBuilder", "SessionOpener"]
+
+ACLOSE_MAINTENANCE_TIMEOUT_S = 10.0
+"""How long :meth:`LashCore.aclose` waits for the sessions' background ``turn_persisted`` runs
+before cancelling the rest (per core: ``core.aclose_maintenance_timeout_s``)."""
 
 PluginFactory = Callable[[], Plugin]
 
@@ -86,6 +91,10 @@ class LashCore:
     def __init__(self, config: CoreConfig) -> None:
         self._cfg = config
         self._closed = False
+        # Weak: a session the host dropped can be collected; one with background runs still
+        # going stays alive through its tasks, which is exactly when aclose needs it.
+        self._sessions: weakref.WeakSet[LashSession] = weakref.WeakSet()
+        self.aclose_maintenance_timeout_s = ACLOSE_MAINTENANCE_TIMEOUT_S
 
     # --- construction ---------------------------------------------------------------------
 
@@ -244,7 +253,9 @@ class LashCore:
         unrevoke = getattr(cfg.effect_host, "unrevoke_await_events_for_session", None)
         if unrevoke is not None:
             unrevoke(session_id)
-        return LashSession(self, cfg, state, plugins, owner or local_process_owner())
+        session = LashSession(self, cfg, state, plugins, owner or local_process_owner())
+        self._sessions.add(session)
+        return session
 
     async def enqueue_turn_input(
         self,
@@ -353,10 +364,13 @@ class LashCore:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the provider and the stores."""
+        """Let the open sessions' background ``turn_persisted`` runs finish (for at most
+        :attr:`aclose_maintenance_timeout_s`, then cancel them), then close the provider and
+        the stores: no late run reaches a closed store."""
         if self._closed:
             return
         self._closed = True
+        await self._drain_maintenance()
         cfg = self._cfg
         if cfg.trace is not None:
             try:
@@ -373,6 +387,21 @@ class LashCore:
             aclose = getattr(closer, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _drain_maintenance(self) -> None:
+        sessions = list(self._sessions)
+        if not sessions:
+            return
+        try:
+            async with asyncio.timeout(self.aclose_maintenance_timeout_s):
+                await asyncio.gather(*(s.wait_maintenance() for s in sessions))
+        except TimeoutError:
+            logging.getLogger(__name__).warning(
+                "closing the core: cancelling turn-persisted runs still going after %ss",
+                self.aclose_maintenance_timeout_s,
+            )
+        # Also after a clean wait: a run may have been scheduled while the others finished.
+        await asyncio.gather(*(s.cancel_maintenance() for s in sessions))
 
     async def __aenter__(self) -> LashCore:
         return self

@@ -520,6 +520,11 @@ class LashSession:
         while self._maintenance:
             await asyncio.wait(list(self._maintenance))
 
+    async def cancel_maintenance(self) -> None:
+        """Cancel the background ``turn_persisted`` runs still going and wait for them to
+        unwind (what a core shutting down does once its grace period is over)."""
+        await self._stop_maintenance()
+
     async def _quiesce_for_close(self) -> None:
         """Refuse while a turn is in flight; otherwise stop the background runs (one may hold
         the lock for its append) and refuse if something else still holds the lock."""
