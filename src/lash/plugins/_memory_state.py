@@ -42,6 +42,7 @@ __all__ = [
     "ACTIVE_STATE_PLUGIN_TYPE",
     "BUFFERED_OBSERVATION_PLUGIN_TYPE",
     "BUFFERED_REFLECTION_PLUGIN_TYPE",
+    "PREPARED_IN_TURN",
     "ActiveMemory",
     "BufferedObservation",
     "BufferedReflection",
@@ -63,6 +64,9 @@ __all__ = [
 ACTIVE_STATE_PLUGIN_TYPE = "lash.context.observational_memory.state"
 BUFFERED_OBSERVATION_PLUGIN_TYPE = "lash.context.observational_memory.buffered_observation"
 BUFFERED_REFLECTION_PLUGIN_TYPE = "lash.context.observational_memory.buffered_reflection"
+PREPARED_IN_TURN = "prepared_in_turn"
+"""Body key naming the durable turn whose prompt preparation appended the node (readers of
+the node's other fields ignore it); a redrive of that turn uses it to replay its own appends."""
 
 
 class ActiveMemory(Record, frozen=True, kw_only=True):

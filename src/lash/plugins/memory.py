@@ -32,6 +32,16 @@ hints, a continuation reminder) and the messages after ``observed_through_messag
 
 The observer and reflector use the session's provider and model unless given their own; their
 usage is committed with the nodes they produced (sources ``observer`` and ``reflector``).
+
+**Durable turns.** Before a prompt, the observer and reflector calls go through the turn's
+:class:`~lash.runtime.effect_host.TurnCompletions`: each is a journaled ``direct_completion``
+effect (a failure is recorded as data, so a redrive degrades the same way), and a redriven
+turn replays the recorded answer instead of asking the model again. The nodes such a turn
+appends carry its turn id (:data:`PREPARED_IN_TURN`); a redrive that finds them on the graph
+(the first run died after appending) makes its decisions on the graph as it was before them
+and takes each recorded append as done, so it crosses the same effects in the same order and
+the main model call's envelope is unchanged. Post-persist maintenance runs after the commit,
+outside any turn's effects, and calls its models directly.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ from lash.plugins._memory_state import (
     ACTIVE_STATE_PLUGIN_TYPE,
     BUFFERED_OBSERVATION_PLUGIN_TYPE,
     BUFFERED_REFLECTION_PLUGIN_TYPE,
+    PREPARED_IN_TURN,
     ActiveMemory,
     MemoryGraphState,
     ObservedMessage,
@@ -78,6 +89,7 @@ from lash.plugins._memory_state import (
 )
 from lash.providers.base import LlmProvider
 from lash.providers.retry import RetryPolicy
+from lash.runtime.effect_host import TurnCompletions
 from lash.runtime.plugins import (
     AppendedPluginNodes,
     Directive,
@@ -89,12 +101,15 @@ from lash.runtime.plugins import (
     TurnPersistedContext,
 )
 from lash.types import (
+    LlmRequest,
+    LlmResponse,
     Message,
     ModelSpec,
     PluginPayload,
     Record,
     Role,
     SessionGraph,
+    SessionNode,
     TextPart,
     TokenLedgerEntry,
 )
@@ -263,6 +278,70 @@ def _degradable(err: Exception) -> bool:
     return not isinstance(err, LashRuntimeError | StoreError)
 
 
+class _PrepareRun:
+    """The graph access of one prompt's advance, and the turn's completions.
+
+    On a durable turn the nodes appended here carry the turn id. A redrive that finds such
+    nodes on the graph (its first run died after appending them) must cross the same effects
+    as that run did: it reads the graph as it was before the first of them, and takes each of
+    its own appends as already done, moving the view onto the recorded node instead, until
+    none is left and the live graph is read again.
+    """
+
+    def __init__(
+        self, access: SessionGraphAccess, completions: TurnCompletions | None, turn_id: str
+    ) -> None:
+        self.access = access
+        self.completions = completions
+        self.turn_id = turn_id
+        self.recorded: list[SessionNode] = []
+        self.leaf: str | None = None
+        if completions is not None and completions.durable:
+            own = [n for n in access.graph().active_path() if _prepared_in(n) == turn_id]
+            if own and own[0].parent_node_id is not None:
+                self.recorded = own
+                self.leaf = own[0].parent_node_id
+
+    def graph(self) -> SessionGraph:
+        """The graph decisions are made on (the live one unless replaying own appends)."""
+        live = self.access.graph()
+        if not self.recorded:
+            return live
+        return SessionGraph(live.nodes(), leaf_node_id=self.leaf)
+
+    async def append(
+        self,
+        nodes: Sequence[PluginPayload],
+        requires_ancestor_node_id: str | None,
+        usage: Sequence[TokenLedgerEntry],
+    ) -> bool:
+        """Append ``nodes`` (or, replaying, take the first run's append of them as done)."""
+        if self.recorded:
+            taken = self.recorded[: len(nodes)]
+            del self.recorded[: len(nodes)]
+            self.leaf = taken[-1].node_id
+            return True
+        if self.completions is not None and self.completions.durable:
+            nodes = [
+                PluginPayload(
+                    plugin_type=n.plugin_type, body={**n.body, PREPARED_IN_TURN: self.turn_id}
+                )
+                for n in nodes
+            ]
+        result = await self.access.append_plugin_nodes(
+            nodes, requires_ancestor_node_id=requires_ancestor_node_id, usage=usage
+        )
+        return isinstance(result, AppendedPluginNodes)
+
+
+def _prepared_in(node: SessionNode) -> str | None:
+    payload = node.payload
+    if not isinstance(payload, PluginPayload) or not isinstance(payload.body, dict):
+        return None
+    turn = payload.body.get(PREPARED_IN_TURN)
+    return turn if isinstance(turn, str) else None
+
+
 class ObservationalMemory(Plugin):
     """Observational memory as a context strategy (plugin id ``observational_memory``).
 
@@ -316,7 +395,9 @@ class ObservationalMemory(Plugin):
         self._failure_events = []
         if access is None:
             return messages
-        graph = access.graph()
+        completions = ctx.completions if isinstance(ctx.completions, TurnCompletions) else None
+        run = _PrepareRun(access, completions, ctx.turn_id)
+        graph = run.graph()
         state = build_graph_state(graph)
         active = state.active
         pending = total_tokens(
@@ -327,7 +408,7 @@ class ObservationalMemory(Plugin):
             pending >= self.config.observation_message_tokens
             or log_tokens >= self.config.reflection_observation_tokens
         ):
-            await self._advance(access)
+            await self._advance(run)
             active = build_graph_state(access.graph()).active
         if active is None or active.is_empty:
             return messages
@@ -337,7 +418,7 @@ class ObservationalMemory(Plugin):
         tail = memory_tail_start(messages, prefix_len, active.observed_through_message_id)
         return [*messages[:prefix_len], *memory_context_messages(active), *messages[tail:]]
 
-    async def _advance(self, access: SessionGraphAccess) -> None:
+    async def _advance(self, access: _PrepareRun) -> None:
         """Bring the active memory under the thresholds before a prompt is built."""
         cfg = self.config
         for _ in range(_MAX_ADVANCE_STEPS):
@@ -383,7 +464,7 @@ class ObservationalMemory(Plugin):
 
     async def _activate_buffered_observations(
         self,
-        access: SessionGraphAccess,
+        access: _PrepareRun,
         graph: SessionGraph,
         state: MemoryGraphState,
         pending: list[ObservedMessage],
@@ -418,7 +499,7 @@ class ObservationalMemory(Plugin):
         return await self._append(access, graph, [_active_node(merged)])
 
     async def _activate_buffered_reflection(
-        self, access: SessionGraphAccess, graph: SessionGraph, state: MemoryGraphState
+        self, access: _PrepareRun, graph: SessionGraph, state: MemoryGraphState
     ) -> bool:
         active, reflection = state.active, state.buffered_reflection
         if active is None or reflection is None:
@@ -435,7 +516,7 @@ class ObservationalMemory(Plugin):
 
     async def _observe_now(
         self,
-        access: SessionGraphAccess,
+        access: _PrepareRun,
         graph: SessionGraph,
         state: MemoryGraphState,
         pending: list[ObservedMessage],
@@ -450,7 +531,7 @@ class ObservationalMemory(Plugin):
             pending[:until], max(1, self.config.observation_max_tokens_per_batch)
         ):
             try:
-                output, spent = await self._observe(merged, batch)
+                output, spent = await self._observe(merged, batch, access.completions)
             except Exception as err:
                 if not _degradable(err):
                     raise
@@ -472,13 +553,13 @@ class ObservationalMemory(Plugin):
         return await self._append(access, graph, [_active_node(merged)], usage)
 
     async def _reflect_now(
-        self, access: SessionGraphAccess, graph: SessionGraph, state: MemoryGraphState
+        self, access: _PrepareRun, graph: SessionGraph, state: MemoryGraphState
     ) -> bool:
         active = state.active
         if active is None or "reflector" in self._failed:
             return False
         try:
-            output, usage = await self._reflect(active.observations)
+            output, usage = await self._reflect(active.observations, access.completions)
         except Exception as err:
             if not _degradable(err):
                 raise
@@ -590,18 +671,18 @@ class ObservationalMemory(Plugin):
 
     async def _append(
         self,
-        access: SessionGraphAccess,
+        access: _PrepareRun,
         graph: SessionGraph,
         nodes: list[PluginPayload],
         usage: Sequence[TokenLedgerEntry] = (),
     ) -> bool:
-        result = await access.append_plugin_nodes(
-            nodes, requires_ancestor_node_id=graph.leaf_node_id, usage=usage
-        )
-        return isinstance(result, AppendedPluginNodes)
+        return await access.append(nodes, graph.leaf_node_id, usage)
 
     async def _observe(
-        self, active: ActiveMemory | None, batch: Sequence[ObservedMessage]
+        self,
+        active: ActiveMemory | None,
+        batch: Sequence[ObservedMessage],
+        completions: TurnCompletions | None = None,
     ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
         existing = None
         if active is not None:
@@ -614,25 +695,40 @@ class ObservationalMemory(Plugin):
             current_task=active.current_task if active else None,
             suggested_response=active.suggested_response if active else None,
         )
-        return await self._complete("observer", observer_system_prompt(), prompt)
+        return await self._complete("observer", observer_system_prompt(), prompt, completions)
 
     async def _reflect(
-        self, observations: str
+        self, observations: str, completions: TurnCompletions | None = None
     ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
         prompt = build_reflector_prompt(observations)
-        return await self._complete("reflector", reflector_system_prompt(), prompt)
+        return await self._complete("reflector", reflector_system_prompt(), prompt, completions)
 
     async def _complete(
-        self, kind: str, system: str, prompt: str
+        self, kind: str, system: str, prompt: str, completions: TurnCompletions | None = None
     ) -> tuple[MemoryOutput, tuple[TokenLedgerEntry, ...]]:
-        if self._provider is None or self._model is None:
+        """One observer/reflector call: through the turn's effects when ``completions`` is
+        given (before a prompt), straight to the provider otherwise (post-persist)."""
+        provider, model = self._provider, self._model
+        if provider is None or model is None:
             raise _NoObserver("observational memory has no provider/model for its " + kind)
-        response = await direct_completion(
-            self._provider,
-            self._model,
-            [user_message(f"observational-memory:{kind}", prompt)],
-            system=system,
-            retry=self._retry,
-        )
+        messages = [user_message(f"observational-memory:{kind}", prompt)]
+
+        async def call() -> LlmResponse:
+            return await direct_completion(
+                provider, model, messages, system=system, retry=self._retry
+            )
+
+        if completions is None:
+            response = await call()
+        else:
+            request = LlmRequest(
+                model=model.id,
+                messages=tuple(messages),
+                system=system,
+                max_output_tokens=model.max_output_tokens,
+                reasoning=model.reasoning,
+                capabilities=model.capabilities,
+            )
+            response = await completions.complete(self.id, kind, request, call)
         output = parse_memory_output(response.text)
-        return output, usage_entry(kind, self._model, response)
+        return output, usage_entry(kind, model, response)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from lash.errors import LashRuntimeError
+from lash.errors import LashRuntimeError, StoreError
 from lash.runtime.await_events import (
     AwaitEventKey,
     AwaitEventRegistry,
@@ -25,17 +25,21 @@ from lash.runtime.await_events import (
 )
 from lash.runtime.scope import ExecutionScope
 from lash.stores.base import DurabilityTier
-from lash.types import CancellationEvidence
+from lash.types import CancellationEvidence, LlmRequest, LlmResponse
 from lash.types._base import Record
 
 __all__ = [
+    "DIRECT_COMPLETION_EFFECT",
     "SLEEP_EFFECT_REJECTED",
     "CancelReceipt",
+    "DirectCompletionFailed",
+    "DirectCompletionOutcome",
     "EffectHost",
     "EffectSleepRejected",
     "GateState",
     "InlineEffectHost",
     "SleepEffectHost",
+    "TurnCompletions",
     "TurnControl",
     "effect_sleeper",
 ]
@@ -307,6 +311,85 @@ def effect_sleeper(
             raise EffectSleepRejected(f"the effect host refused sleep {key!r}: {err}") from err
 
     return sleep
+
+
+DIRECT_COMPLETION_EFFECT = "direct_completion"
+"""The effect kind of a model call a plugin makes inside a turn but outside a tool attempt."""
+
+
+class DirectCompletionOutcome(Record, frozen=True, kw_only=True):
+    """What a direct completion recorded: the response, or the failure as data.
+
+    A failure is recorded (not left to re-run on replay) so a redriven turn takes the path
+    the first run took: a plugin that degraded around a failed call degrades again, and the
+    prompt it shapes, hence the main model call's envelope, stays the same.
+    """
+
+    response: LlmResponse | None = None
+    error: str | None = None
+
+
+class DirectCompletionFailed(Exception):
+    """A direct completion failed (now, or in the run whose outcome was replayed)."""
+
+
+class TurnCompletions:
+    """Direct completions of one turn's plugin hooks, each an effect on the turn's host.
+
+    The n-th call a plugin makes under ``label`` in the turn is the ``direct_completion``
+    effect ``<turn key>:plugin:<plugin id>:direct_completion:<label>:<n>`` with the request as
+    its envelope, so a durable host replays the recorded answer on a redrive instead of asking
+    the model again. An inline host just runs the call.
+    """
+
+    def __init__(self, host: EffectHost, scope: ExecutionScope, turn_key: str) -> None:
+        self._host = host
+        self._scope = scope
+        self._turn_key = turn_key
+        self._seq: dict[tuple[str, str], int] = {}
+
+    @property
+    def durable(self) -> bool:
+        """Whether the calls are journaled (a redrive replays them)."""
+        return self._host.tier == DurabilityTier.DURABLE
+
+    def _next_key(self, plugin_id: str, label: str) -> str:
+        n = self._seq.get((plugin_id, label), 0) + 1
+        self._seq[(plugin_id, label)] = n
+        return f"{self._turn_key}:plugin:{plugin_id}:{DIRECT_COMPLETION_EFFECT}:{label}:{n}"
+
+    async def complete(
+        self,
+        plugin_id: str,
+        label: str,
+        request: LlmRequest,
+        execute: Callable[[], Awaitable[LlmResponse]],
+    ) -> LlmResponse:
+        """Run ``execute`` (which sends ``request``) as a journaled effect.
+
+        Any ordinary failure is recorded as data and raised as :class:`DirectCompletionFailed`
+        (on replay too); runtime and store errors (lease, fencing) pass through unrecorded.
+        """
+
+        async def body() -> DirectCompletionOutcome:
+            try:
+                return DirectCompletionOutcome(response=await execute())
+            except (LashRuntimeError, StoreError):
+                raise
+            except Exception as err:
+                return DirectCompletionOutcome(error=str(err) or type(err).__name__)
+
+        outcome = await self._host.run_effect(
+            self._scope,
+            DIRECT_COMPLETION_EFFECT,
+            self._next_key(plugin_id, label),
+            request,
+            body,
+            result_type=DirectCompletionOutcome,
+        )
+        if outcome.response is None:
+            raise DirectCompletionFailed(outcome.error or "direct completion failed")
+        return outcome.response
 
 
 class InlineEffectHost:

@@ -149,6 +149,9 @@ class PrepareContext(Record, frozen=True, kw_only=True):
     turn_index: int
     agent_frame_id: str
     context_window: int
+    completions: Any = None
+    """The turn's :class:`~lash.runtime.effect_host.TurnCompletions`: a model call a hook makes
+    through it is a journaled ``direct_completion`` effect (``None`` outside a turn)."""
 
 
 class CheckpointContext(Record, frozen=True, kw_only=True):

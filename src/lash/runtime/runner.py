@@ -45,7 +45,7 @@ from lash.providers.retry import (
 )
 from lash.runtime.await_events import AwaitEventResolver, WaitIdentity, settle_pending
 from lash.runtime.config import TOOL_CANCEL_GRACE_S, CoreConfig
-from lash.runtime.effect_host import EffectHost, effect_sleeper
+from lash.runtime.effect_host import EffectHost, TurnCompletions, effect_sleeper
 from lash.runtime.emitter import Emitter, new_id
 from lash.runtime.lease import LeaseGuard
 from lash.runtime.plugins import (
@@ -286,6 +286,10 @@ class PhysicalTurn:
         self.turn_id = request.turn_id
         self.scope = ExecutionScope.turn(self.session_id, self.turn_id)
         self.turn_index = state.turn_index + 1
+        # model calls of plugin hooks outside tool attempts (direct_completion effects)
+        self.completions = TurnCompletions(
+            self.host, self.scope, f"{self.session_id}:{self.turn_id}:{self.turn_index}"
+        )
         self.llm_calls: list[LlmCallRecord] = []
         self.tool_records: list[ToolCallRecord] = []
         # usage tools spent for the turn (subagents, direct completions): ``children_usage``
@@ -342,6 +346,7 @@ class PhysicalTurn:
             turn_index=self.turn_index,
             agent_frame_id=self.state.current_frame_id,
             context_window=self.cfg.model.context_window,
+            completions=self.completions,
         )
 
     def _check_lease(self) -> None:
