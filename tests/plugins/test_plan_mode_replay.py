@@ -5,54 +5,20 @@ recorded agent frame and the one ``plan_mode.state`` event that ends planning.""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lash
-from lash.durable.outcome import dump_outcome, load_outcome
 from lash.plugins import PlanMode
 from lash.plugins.plan_file import FRESH_CONTEXT, PlanExitAnswer, PlanExitRequest
 from lash.plugins.plan_mode import PLAN_MODE_STATE_EVENT
 from lash.runtime.plugins import PluginSessionContext, PrepareContext
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import ReplayJournalHost
 from lash.types import LlmRequest, PluginRuntime, ToolCallCompleted
 
-T = TypeVar("T")
-
 STEPS = [{"step": "Do it", "status": "pending"}]
-
-
-class JournalHost(lash.InlineEffectHost):
-    """Records tool attempts by replay key; a recorded key is answered from its (encoded)
-    record without running the attempt, as a durable host does on a redrive."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: dict[str, Any] = {}
-        self.replayed: list[str] = []
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        if kind != "tool_attempt":
-            return await execute()
-        if replay_key in self.records:
-            self.replayed.append(replay_key)
-            replayed: T = load_outcome(self.records[replay_key], result_type)
-            return replayed
-        value = await execute()
-        self.records[replay_key] = dump_outcome(value, result_type)
-        return value
 
 
 class Prompt:
@@ -65,7 +31,7 @@ class Prompt:
 
 
 async def _turn(
-    tmp_path: Path, host: JournalHost, prompt: Prompt
+    tmp_path: Path, host: ReplayJournalHost, prompt: Prompt
 ) -> tuple[list[Any], str | None, list[dict[str, Any]], list[LlmRequest], dict[str, Any]]:
     """One planning turn on a fresh store (standing for a redrive whose commit never landed):
     the tool outputs, the agent frame it ended in, plan mode's events, the model requests and the
@@ -113,7 +79,7 @@ def _states(events: list[dict[str, Any]]) -> list[bool]:
 async def test_a_replayed_fresh_context_plan_exit_still_switches_and_announces_once(
     tmp_path: Path,
 ) -> None:
-    host, prompt = JournalHost(), Prompt()
+    host, prompt = ReplayJournalHost(), Prompt()
     first, first_frame, first_events, _, first_state = await _turn(tmp_path, host, prompt)
     frame_id = first[1]["frame_id"]
     assert first_frame == frame_id and _states(first_events) == [True, False]

@@ -5,20 +5,15 @@ stored whole but projected within the budget, identically when the turn is repla
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lash
 from lash.plugins import ToolOutputBudget
-from lash.runtime.effect_host import InlineEffectHost
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
-from lash.stores.base import DurabilityTier
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import ReplayJournalHost
 from lash.tools.builtin import workspace_tools
-
-T = TypeVar("T")
 
 
 async def test_read_edit_and_exec_change_the_workspace(tmp_path: Path, make_core: Any) -> None:
@@ -114,47 +109,11 @@ class CountingTool:
         self.tool = report
 
 
-class JournalHost:
-    """A minimal journaling effect host: an effect recorded once is replayed, not re-run."""
-
-    def __init__(self) -> None:
-        self._inner = InlineEffectHost()
-        self.journal: dict[tuple[str, str], Any] = {}
-
-    @property
-    def tier(self) -> DurabilityTier:
-        return DurabilityTier.EPHEMERAL
-
-    @property
-    def turn_control(self) -> Any:
-        return self._inner.turn_control
-
-    @property
-    def supports_concurrent_effects(self) -> bool:
-        return True
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        key = (scope.id, replay_key)
-        if key not in self.journal:
-            self.journal[key] = await execute()
-        value: T = self.journal[key]
-        return value
-
-
 async def test_over_budget_output_is_stored_whole_and_projected_identically_on_replay(
     make_core: Any,
 ) -> None:
     counting = CountingTool()
-    host = JournalHost()
+    host = ReplayJournalHost(kinds=None)
     budget = functools.partial(ToolOutputBudget, max_bytes=4096, max_lines=100)
     script = [tool_call("report", {}, "c1"), reply("summarised")]
 

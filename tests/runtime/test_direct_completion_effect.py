@@ -7,9 +7,8 @@ the first run got to append the memory it built, and commits what the first run 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,15 +19,13 @@ from lash.plugins import ObservationalMemory, ObservationalMemoryConfig
 from lash.plugins._memory_state import PREPARED_IN_TURN
 from lash.plugins.memory import MEMORY_MAINTENANCE_FAILED_EVENT
 from lash.runtime.effect_host import DIRECT_COMPLETION_EFFECT, DirectCompletionOutcome
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore, SqliteStore
 from lash.stores.liveness import opaque_owner
 from lash.testing import ScriptedProvider, provider_error, reply
+from lash.testing.effect_hosts import RecordingEffectHost
 from lash.types import LlmRequest, PluginPayload, PluginRuntime, SessionGraph, TurnResult
 
 from ..durable.fake_journal import Crash, FakeJournal
-
-T = TypeVar("T")
 
 OBSERVED = (
     "<observations>\n* 🔴 (10:00) User asked about the first topic\n</observations>\n"
@@ -41,29 +38,6 @@ BLOCKING = ObservationalMemoryConfig(
 )
 FIRST = "first " + "a" * 200
 OBSERVER_KEY = "s1:t2:2:plugin:observational_memory:direct_completion:observer:1"
-
-
-class RecordingHost(lash.InlineEffectHost):
-    """An inline host that records every effect's kind, key and envelope."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.effects: list[tuple[str, str, Any]] = []
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        self.effects.append((kind, replay_key, envelope))
-        return await super().run_effect(
-            scope, kind, replay_key, envelope, execute, result_type=result_type
-        )
 
 
 def _memory(observer: ScriptedProvider) -> Any:
@@ -82,7 +56,7 @@ def _core(store: Any, host: Any, provider: ScriptedProvider, observer: ScriptedP
     )
 
 
-async def _two_turns(host: RecordingHost, observer: ScriptedProvider) -> ScriptedProvider:
+async def _two_turns(host: RecordingEffectHost, observer: ScriptedProvider) -> ScriptedProvider:
     provider = ScriptedProvider([reply("one"), reply("two")])
     async with _core(MemoryStore(), host, provider, observer) as core:
         session = await core.session("s1").open()
@@ -94,26 +68,26 @@ async def _two_turns(host: RecordingHost, observer: ScriptedProvider) -> Scripte
 
 
 async def test_the_observer_call_crosses_the_host_as_a_direct_completion() -> None:
-    host = RecordingHost()
+    host = RecordingEffectHost()
     observer = ScriptedProvider([reply(OBSERVED)])
     provider = await _two_turns(host, observer)
-    direct = [e for e in host.effects if e[0] == DIRECT_COMPLETION_EFFECT]
-    assert [key for _, key, _ in direct] == [OBSERVER_KEY]
-    envelope = direct[0][2]
+    direct = [e for e in host.effects if e.kind == DIRECT_COMPLETION_EFFECT]
+    assert [e.replay_key for e in direct] == [OBSERVER_KEY]
+    envelope = direct[0].envelope
     assert isinstance(envelope, LlmRequest)
     assert envelope == observer.requests[0]  # the request the observer model was sent
     assert envelope.model == "obs" and "first" in envelope.messages[0].text
     # the observer ran before the turn's first model call, whose prompt carries the memory
-    kinds = [kind for kind, _, _ in host.effects]
+    kinds = [e.kind for e in host.effects]
     assert kinds.index(DIRECT_COMPLETION_EFFECT) < len(kinds) - 1
-    assert host.effects[-1][0] == "llm_call"
+    assert host.effects[-1].kind == "llm_call"
     assert "User asked about the first topic" in provider.requests[-1].messages[1].text
 
     # the same turn run again (a fresh store, the same history) crosses the same key
-    again = RecordingHost()
+    again = RecordingEffectHost()
     await _two_turns(again, ScriptedProvider([reply(OBSERVED)]))
-    assert [e[1] for e in again.effects] == [e[1] for e in host.effects]
-    assert [e[2] for e in again.effects if e[0] == DIRECT_COMPLETION_EFFECT] == [envelope]
+    assert [e.replay_key for e in again.effects] == [e.replay_key for e in host.effects]
+    assert [e.envelope for e in again.effects if e.kind == DIRECT_COMPLETION_EFFECT] == [envelope]
 
 
 async def test_an_inline_turn_leaves_no_turn_mark_on_the_memory() -> None:
@@ -121,7 +95,7 @@ async def test_an_inline_turn_leaves_no_turn_mark_on_the_memory() -> None:
     store = MemoryStore()
     observer = ScriptedProvider([reply(OBSERVED)])
     provider = ScriptedProvider([reply("one"), reply("two")])
-    async with _core(store, RecordingHost(), provider, observer) as core:
+    async with _core(store, RecordingEffectHost(), provider, observer) as core:
         session = await core.session("s1").open()
         await session.turn(FIRST).turn_id("t1").run()
         await session.turn("second").turn_id("t2").run()
@@ -294,7 +268,7 @@ async def test_a_recorded_observer_failure_degrades_the_redrive_the_same_way(
 
 
 async def test_an_inline_observer_failure_still_degrades_and_is_published() -> None:
-    host = RecordingHost()
+    host = RecordingEffectHost()
     down = ScriptedProvider([provider_error("http", message="observer is down")])
     provider = ScriptedProvider([reply("one"), reply("two")])
     events: list[Any] = []
@@ -310,4 +284,6 @@ async def test_an_inline_observer_failure_still_degrades_and_is_published() -> N
         await session.close()
     assert result.assistant_text == "two"
     assert [e["payload"]["error"] for e in events if e["name"] == MEMORY_MAINTENANCE_FAILED_EVENT]
-    assert [e[1] for e in host.effects if e[0] == DIRECT_COMPLETION_EFFECT] == [OBSERVER_KEY]
+    assert [e.replay_key for e in host.effects if e.kind == DIRECT_COMPLETION_EFFECT] == [
+        OBSERVER_KEY
+    ]

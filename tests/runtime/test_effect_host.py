@@ -8,8 +8,7 @@ anything runs; an empty id would make two executions share one journal.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import pytest
@@ -21,9 +20,8 @@ from lash.runtime.scope import ExecutionScope, require_id
 from lash.stores import MemoryStore
 from lash.stores.base import DurabilityTier
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import RecordingEffectHost
 from lash.types import decode, encode
-
-T = TypeVar("T")
 
 BLANKS = ["", " ", "   ", "\t", "\n", " \t\n "]
 
@@ -286,32 +284,6 @@ async def test_cancelling_run_effect_cancels_the_executor() -> None:
 # --- through a turn ---------------------------------------------------------------------------
 
 
-class RecordingHost(InlineEffectHost):
-    """An inline host that records what the turn driver hands it."""
-
-    def __init__(self, tier: DurabilityTier = DurabilityTier.EPHEMERAL) -> None:
-        super().__init__()
-        self._tier = tier
-        self.effects: list[tuple[ExecutionScope, str, str]] = []
-
-    @property
-    def tier(self) -> DurabilityTier:
-        return self._tier
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        self.effects.append((scope, kind, replay_key))
-        return await super().run_effect(scope, kind, replay_key, envelope, execute)
-
-
 def _core(host: InlineEffectHost, provider: ScriptedProvider, tools: list[Any]) -> lash.LashCore:
     return (
         lash.LashCore.builder()
@@ -331,15 +303,15 @@ async def double(ctx: lash.ToolContext, n: int) -> int:
 
 
 async def test_a_turn_runs_every_effect_under_its_turn_scope() -> None:
-    host = RecordingHost()
+    host = RecordingEffectHost()
     provider = ScriptedProvider([tool_call("double", {"n": 21}, "call-1"), reply("42")])
     async with _core(host, provider, [double]) as core:
         session = await core.session("chat-1").open()
         result = await session.turn(lash.TurnInput.text("go", trace_turn_id="turn-1")).run()
     assert result.assistant_text == "42"
-    assert [kind for _, kind, _ in host.effects] == ["llm_call", "tool_attempt", "llm_call"]
-    assert {scope for scope, _, _ in host.effects} == {ExecutionScope.turn("chat-1", "turn-1")}
-    keys = [key for _, _, key in host.effects]
+    assert [e.kind for e in host.effects] == ["llm_call", "tool_attempt", "llm_call"]
+    assert {e.scope for e in host.effects} == {ExecutionScope.turn("chat-1", "turn-1")}
+    keys = [e.replay_key for e in host.effects]
     assert len(set(keys)) == len(keys), "every effect of a turn has its own replay key"
     assert all(key.strip() for key in keys)
 
@@ -347,17 +319,17 @@ async def test_a_turn_runs_every_effect_under_its_turn_scope() -> None:
 async def test_replay_keys_are_deterministic_for_the_same_turn() -> None:
     runs: list[list[str]] = []
     for _ in range(2):
-        host = RecordingHost()
+        host = RecordingEffectHost()
         provider = ScriptedProvider([tool_call("double", {"n": 1}, "call-1"), reply("2")])
         async with _core(host, provider, [double]) as core:
             session = await core.session("chat-1").open()
             await session.turn(lash.TurnInput.text("go", trace_turn_id="turn-1")).run()
-        runs.append([key for _, _, key in host.effects])
+        runs.append([e.replay_key for e in host.effects])
     assert runs[0] == runs[1]
 
 
 async def test_a_durable_host_wired_to_memory_stores_fails_loudly_before_running() -> None:
-    host = RecordingHost(tier=DurabilityTier.DURABLE)
+    host = RecordingEffectHost(tier=DurabilityTier.DURABLE)
     provider = ScriptedProvider([reply("never")])
     async with _core(host, provider, []) as core:
         session = await core.session("chat-1").open()
@@ -374,27 +346,9 @@ async def test_a_durable_host_wired_to_memory_stores_fails_loudly_before_running
 async def test_a_per_turn_effect_host_runs_that_turns_effects() -> None:
     """``turn.effects(host)`` routes one turn's effects through a handler-bound host."""
 
-    class Journal(lash.InlineEffectHost):
-        def __init__(self) -> None:
-            super().__init__()
-            self.keys: list[str] = []
-
-        async def run_effect(
-            self,
-            scope: Any,
-            kind: str,
-            replay_key: str,
-            envelope: Any,
-            execute: Any,
-            *,
-            result_type: Any = None,
-        ) -> Any:
-            self.keys.append(f"{kind}:{replay_key}")
-            return await execute()
-
     from lash.testing import ScriptedProvider, reply
 
-    journal = Journal()
+    journal = RecordingEffectHost()
     core = (
         lash.LashCore.builder()
         .provider(ScriptedProvider([reply("a"), reply("b")]))
@@ -405,6 +359,9 @@ async def test_a_per_turn_effect_host_runs_that_turns_effects() -> None:
     )
     session = await core.session("s").open()
     await session.turn("plain").run()
-    assert journal.keys == []
+    assert journal.effects == []
     await session.turn("journaled").turn_id("t-2").effects(journal).run()
-    assert journal.keys == ["llm_call:s:t-2:2:0:llm_call:1:attempt:1"]  # one effect per attempt
+    # one effect per attempt
+    assert [f"{e.kind}:{e.replay_key}" for e in journal.effects] == [
+        "llm_call:s:t-2:2:0:llm_call:1:attempt:1"
+    ]

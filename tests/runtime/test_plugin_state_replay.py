@@ -6,60 +6,21 @@ whatever order the host replays them in; an outcome recorded before the field ex
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import lash
 from lash.durable.outcome import dump_outcome, load_outcome
 from lash.plugins import PlanMode
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import ReplayJournalHost
 from lash.tools.dispatch import ToolAttemptOutcome
 from lash.types import ToolCallOutput, to_builtins
-
-T = TypeVar("T")
 
 STEPS = [
     {"step": "Read the code", "status": "completed"},
     {"step": "Fix it", "status": "in_progress"},
 ]
-
-
-class KeyedJournalHost(lash.InlineEffectHost):
-    """Journals tool attempts by replay key (concurrency allowed); a key already recorded is
-    answered from the record (decoded like a durable host does) without running the closure.
-    ``delays`` makes a replayed key answer after that many loop turns, to reorder replays."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: dict[str, Any] = {}
-        self.ran: list[str] = []
-        self.replayed: list[str] = []
-        self.delays: dict[str, int] = {}
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        if kind != "tool_attempt":
-            return await execute()
-        if replay_key in self.records:
-            for _ in range(self.delays.get(replay_key, 0)):
-                await asyncio.sleep(0)
-            self.replayed.append(replay_key)
-            replayed: T = load_outcome(self.records[replay_key], result_type)
-            return replayed
-        value = await execute()
-        self.ran.append(replay_key)
-        self.records[replay_key] = dump_outcome(value, result_type)
-        return value
 
 
 class CountingPlanMode(PlanMode):
@@ -71,7 +32,7 @@ class CountingPlanMode(PlanMode):
 
 
 async def _turn(
-    host: KeyedJournalHost, script: list[Any], plugins: list[Any]
+    host: ReplayJournalHost, script: list[Any], plugins: list[Any]
 ) -> tuple[lash.TurnResult, dict[str, Any]]:
     """One turn on a fresh store (a replay stands for a redrive whose first commit never
     happened); returns the result and the committed plugin state."""
@@ -94,7 +55,7 @@ async def _turn(
 
 async def test_a_replayed_update_plan_restores_the_plan_without_running_the_tool() -> None:
     CountingPlanMode.runs = []
-    host = KeyedJournalHost()
+    host = ReplayJournalHost()
     script = [tool_call("update_plan", {"plan": STEPS}, "c1"), reply("planned")]
     first, first_state = await _turn(host, script, [CountingPlanMode])
     assert CountingPlanMode.runs == ["c1"] and len(host.ran) == 1
@@ -114,7 +75,7 @@ async def test_an_attempt_that_changed_no_plugin_records_no_state() -> None:
         """Echo."""
         return text
 
-    host = KeyedJournalHost()
+    host = ReplayJournalHost()
     store = MemoryStore()
     core = (
         lash.LashCore.builder()
@@ -167,8 +128,8 @@ def _batch_script() -> list[Any]:
     return [tool_call("batch", {"tool_calls": items}, "b1"), reply("ok")]
 
 
-async def _first_batch_run() -> tuple[KeyedJournalHost, dict[str, Any]]:
-    host = KeyedJournalHost()
+async def _first_batch_run() -> tuple[ReplayJournalHost, dict[str, Any]]:
+    host = ReplayJournalHost()
     _, state = await _turn(host, _batch_script(), [Notes])
     assert state["notes"] == {"notes": ["a", "b"]}
     return host, state
@@ -204,7 +165,7 @@ async def test_a_fresh_attempt_after_a_replayed_one_builds_on_the_restored_state
     """The redrive replays the first call and runs the second: the run continues from the
     restored plan (generation 2, not 1)."""
     CountingPlanMode.runs = []
-    host = KeyedJournalHost()
+    host = ReplayJournalHost()
     one = [tool_call("update_plan", {"plan": STEPS}, "c1"), reply("planned")]
     await _turn(host, one, [CountingPlanMode])
     later = [{"step": "Fix it", "status": "completed"}]

@@ -7,21 +7,18 @@ Each test is named after its row; docs/dev/coverage/tools-dispatch-plugins.md ma
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import lash
 from lash.runtime.await_events import Resolution, WaitIdentity
-from lash.runtime.effect_host import TurnControl
 from lash.runtime.plugins import ToolCallContext
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
-from lash.stores.base import DurabilityTier
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import BareEffectHost
 from lash.tools import FunctionTool, ToolRetryPolicy
 from lash.types import ToolCallOutput, ToolCallPart, ToolResultPart, ToolSpec
 
-T = TypeVar("T")
 WAIT_S = 5.0
 
 
@@ -220,37 +217,6 @@ async def test_dispatch_allows_unknown_mcp_args_when_schema_does_not_forbid_them
 # --- pending launches ------------------------------------------------------------------------
 
 
-class NoWaitsHost:
-    """An effect host that runs effects inline but cannot park a turn on a durable wait."""
-
-    def __init__(self) -> None:
-        self._control = TurnControl()
-
-    @property
-    def tier(self) -> DurabilityTier:
-        return DurabilityTier.EPHEMERAL
-
-    @property
-    def turn_control(self) -> TurnControl:
-        return self._control
-
-    @property
-    def supports_concurrent_effects(self) -> bool:
-        return True
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        return await execute()
-
-
 async def test_pending_tool_without_completion_key_is_runtime_failure() -> None:
     attempts: list[int] = []
     key_errors: list[str] = []
@@ -266,7 +232,7 @@ async def test_pending_tool_without_completion_key_is_runtime_failure() -> None:
         return lash.tools.pending()
 
     provider = ScriptedProvider([tool_call("launch", {}, "c1"), reply("done")])
-    session = await _core(provider, [launch], host=NoWaitsHost()).session("s").open()
+    session = await _core(provider, [launch], host=BareEffectHost()).session("s").open()
     record = (await asyncio.wait_for(session.turn("go").run(), WAIT_S)).tool_calls[0]
     assert (record.status, record.error_code) == ("failure", "await_event_unsupported")
     assert key_errors == ["await_event_unsupported"]  # no completion key could be taken

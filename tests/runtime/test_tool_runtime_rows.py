@@ -5,44 +5,16 @@ serial hosts, opaque direct completions, result projection and cancellation of r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import lash
 from lash.plugins import LlmTools
-from lash.runtime.scope import ExecutionScope
 from lash.stores import MemoryStore
 from lash.testing import ScriptedProvider, reply, tool_call
+from lash.testing.effect_hosts import RecordingEffectHost
 from lash.types import ToolCallOutput, ToolCallPart, ToolResultPart
 
-T = TypeVar("T")
 WAIT_S = 5.0
-
-
-class RecordingHost(lash.InlineEffectHost):
-    """Inline host that records each effect it is handed (and may run them one at a time)."""
-
-    def __init__(self, *, concurrent: bool = True) -> None:
-        super().__init__()
-        self._concurrent = concurrent
-        self.effects: list[tuple[str, str]] = []
-
-    @property
-    def supports_concurrent_effects(self) -> bool:
-        return self._concurrent
-
-    async def run_effect(
-        self,
-        scope: ExecutionScope,
-        kind: str,
-        replay_key: str,
-        envelope: Any,
-        execute: Callable[[], Awaitable[T]],
-        *,
-        result_type: Any = None,
-    ) -> T:
-        self.effects.append((kind, replay_key))
-        return await execute()
 
 
 def _core(
@@ -93,7 +65,7 @@ async def test_tool_attempt_effect_crosses_controller_per_child_attempt_and_runs
         ran.append(tag)
         return tag
 
-    host = RecordingHost()
+    host = RecordingEffectHost()
     batch = {"tool_calls": [{"tool": "local", "parameters": {"tag": "b0"}}]}
     provider = ScriptedProvider(
         [
@@ -108,8 +80,8 @@ async def test_tool_attempt_effect_crosses_controller_per_child_attempt_and_runs
     result = await _core(provider, [local], host=host).session("s").open()
     done = await result.turn("go").run()
     assert sorted(ran) == ["a", "b", "b0"]
-    attempts = [key for kind, key in host.effects if kind == "tool_attempt"]
-    kinds = [kind for kind, _ in host.effects]
+    attempts = [e.replay_key for e in host.effects if e.kind == "tool_attempt"]
+    kinds = [e.kind for e in host.effects]
     assert kinds.count("llm_call") == 2
     # one tool_attempt effect per child call (the batch tool itself is not an attempt; each of
     # its children is), each with its own replay key naming the child
@@ -128,7 +100,7 @@ async def test_tool_batch_serializes_child_attempts_when_controller_disallows_co
         tool_call("step", {"n": 2}, "c2"),
         tool_call("batch", batch, "c3"),
     ]
-    host = RecordingHost(concurrent=False)
+    host = RecordingEffectHost(concurrent=False)
     provider = ScriptedProvider([calls, reply("done")])
     session = await _core(provider, [step], host=host).session("s").open()
     result = await asyncio.wait_for(session.turn("go").run(), WAIT_S)
@@ -138,7 +110,7 @@ async def test_tool_batch_serializes_child_attempts_when_controller_disallows_co
     # the same calls overlap on a host that allows concurrency
     step, peaks = _concurrency_probe()
     provider = ScriptedProvider([calls, reply("done")])
-    session = await _core(provider, [step], host=RecordingHost()).session("s").open()
+    session = await _core(provider, [step], host=RecordingEffectHost()).session("s").open()
     await asyncio.wait_for(session.turn("go").run(), WAIT_S)
     assert max(peaks) > 1
 
@@ -148,14 +120,14 @@ async def test_tool_direct_completion_is_opaque_inside_scoped_attempt() -> None:
     provider = ScriptedProvider(
         [tool_call("llm_query", {"prompt": "Capital of France?"}, "c1"), reply("It is Paris.")]
     )
-    host = RecordingHost()
+    host = RecordingEffectHost()
     plugins = [lambda: LlmTools(side, "side")]
     session = await _core(provider, [], host=host, plugins=plugins).session("s").open()
     result = await session.turn("ask").run()
     assert result.tool_calls[0].output == "Paris"
     assert len(side.requests) == 1
     # the direct completion ran inside the tool attempt: no effect of its own crossed the host
-    assert [kind for kind, _ in host.effects] == ["llm_call", "tool_attempt", "llm_call"]
+    assert [e.kind for e in host.effects] == ["llm_call", "tool_attempt", "llm_call"]
 
 
 class Shorten(lash.Plugin):

@@ -2,9 +2,16 @@
 
 ``ScriptedProvider`` is a deterministic model; :mod:`lash.testing.scenarios` is the runtime
 scenario DSL; :mod:`lash.testing.conformance` is the store conformance kit (imports pytest);
-:mod:`lash.testing.wire` replays recorded provider wire scripts.
+:mod:`lash.testing.wire` replays recorded provider wire scripts;
+:mod:`lash.testing.effect_hosts` holds effect-host doubles that record or replay effects.
 """
 
+from lash.testing.effect_hosts import (
+    BareEffectHost,
+    EffectRecord,
+    RecordingEffectHost,
+    ReplayJournalHost,
+)
 from lash.testing.scripted import (
     ScriptedProvider,
     provider_error,
@@ -13,4 +20,14 @@ from lash.testing.scripted import (
     tool_call,
 )
 
-__all__ = ["ScriptedProvider", "provider_error", "reply", "stall", "tool_call"]
+__all__ = [
+    "BareEffectHost",
+    "EffectRecord",
+    "RecordingEffectHost",
+    "ReplayJournalHost",
+    "ScriptedProvider",
+    "provider_error",
+    "reply",
+    "stall",
+    "tool_call",
+]
