@@ -16,12 +16,13 @@ from pathlib import Path
 
 import asyncpg
 from lash_model import MODEL, BenchModel, lookup
-from pg_server import DurablePostgres, new_schema, schema_bytes, server_settings
+from pg_server import new_schema, schema_bytes, server_settings
 from workload import PROMPT, TurnRecorder, emit, sqlite_logical_bytes
 
 import lash
 from lash.stores import MemoryStore, PostgresStore
 from lash.stores.sqlite import SqliteStore
+from lash.testing.postgres import TemporaryPostgres
 
 
 def build_core(store: lash.stores.SessionStore) -> lash.LashCore:
@@ -97,7 +98,7 @@ async def run(kind: str, dsn: str | None = None) -> None:
 
 def main(kind: str) -> None:
     if kind == "postgres":
-        with DurablePostgres() as pg:
+        with TemporaryPostgres(durable=True) as pg:
             asyncio.run(run(kind, pg.dsn))
     else:
         asyncio.run(run(kind))

@@ -1,8 +1,8 @@
-"""A throw-away PostgreSQL for the benchmark, with durability left on.
+"""The benchmark's PostgreSQL: helpers around a durable ``TemporaryPostgres``.
 
 ``lash.testing.postgres.TemporaryPostgres`` starts its cluster with ``fsync=off`` (tests only
-need crash safety). A benchmark row that claims durability must pay for the flush, so this
-subclass starts the same cluster with PostgreSQL's defaults: ``fsync=on``,
+need crash safety). A benchmark row that claims durability must pay for the flush, so the
+benchmarks start it with ``durable=True``: PostgreSQL's defaults ``fsync=on``,
 ``synchronous_commit=on``, ``full_page_writes=on`` — every commit waits for its WAL flush,
 like the SQLite row's synchronous=FULL.
 """
@@ -15,45 +15,6 @@ import uuid
 import asyncpg
 
 from lash.testing.postgres import TemporaryPostgres
-
-
-class DurablePostgres(TemporaryPostgres):
-    """``TemporaryPostgres`` restarted with durable settings right after it starts."""
-
-    def start(self) -> None:
-        super().start()
-        if self.external or self.data_dir is None:
-            return
-        # initdb + the first start run with the test settings; restart with durable ones.
-        self.stop("fast")
-        self._pg_ctl_start()
-
-    def _pg_ctl_start(self) -> None:
-        assert self._dir is not None
-        options = " ".join(
-            [
-                "-c listen_addresses=127.0.0.1",
-                f"-p {self._port}",
-                f"-k {self._dir}",
-                "-c fsync=on",
-                "-c synchronous_commit=on",
-                "-c full_page_writes=on",
-                "-c max_connections=200",
-            ]
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self._dir / "data"),
-            "-l",
-            str(self._dir / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
 
 
 def new_schema() -> str:
@@ -83,5 +44,5 @@ async def server_settings(dsn: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    with DurablePostgres() as pg:
+    with TemporaryPostgres(durable=True) as pg:
         print(asyncio.run(server_settings(pg.dsn)))

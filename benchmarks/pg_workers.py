@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from lash_model import MODEL, BenchModel, lookup
-from pg_server import DurablePostgres, new_schema, server_settings
+from pg_server import new_schema, server_settings
 from workload import PROMPT, emit, percentile
 
 import lash
 from lash.errors import LashRuntimeError, RuntimeErrorCode
 from lash.stores import PostgresStore
+from lash.testing.postgres import TemporaryPostgres
 from lash.types import PendingTurnInputDraft, TurnInput, TurnInputIngress
 
 HERE = Path(__file__).resolve().parent
@@ -246,7 +247,7 @@ def run_n(dsn: str, n: int, mode: str, sessions: int = SESSIONS) -> dict[str, An
 
 
 def main() -> None:
-    with DurablePostgres() as pg:
+    with TemporaryPostgres(durable=True) as pg:
         settings = asyncio.run(server_settings(pg.dsn))
         # A fresh server's first drain is slower (catalog caches, first pages, first backends);
         # one untimed drain first, so the first N measured is not the one that pays for it.

@@ -88,7 +88,7 @@ def durable_rows_prose(rows: list[dict[str, Any]]) -> list[str]:
         text = (
             f"**lash + PostgresStore** ran the same turns against a throw-away local PostgreSQL "
             f"{pg.get('postgres', {}).get('server_version', '').split(' ')[0]} "
-            "(`benchmarks/pg_server.py`: the test helper's cluster, restarted with PostgreSQL's "
+            "(`benchmarks/pg_server.py`: the test helper's cluster, started with PostgreSQL's "
             "durable defaults `fsync=on`, `synchronous_commit=on`, `full_page_writes=on`) over "
             f"loopback TCP with asyncpg: median **{pg['median_ms']:.2f} ms** per turn"
         )

@@ -2,8 +2,10 @@
 
 It runs ``initdb`` on a temporary directory and ``pg_ctl start`` on a free loopback port,
 with durability switched off (``fsync=off``: the data only has to survive a process crash,
-never power loss). PostgreSQL refuses to run as root, so as root the cluster is created and
-run as the ``postgres`` system user (via ``runuser``) in a directory that user owns.
+never power loss) unless ``durable=True`` asks for PostgreSQL's own defaults (a benchmark
+that claims durability must pay for the WAL flush). PostgreSQL refuses to run as root, so
+as root the cluster is created and run as the ``postgres`` system user (via ``runuser``) in
+a directory that user owns.
 
 ``LASH_POSTGRES_DSN``, when set, names an existing server instead; nothing is started then,
 and :meth:`TemporaryPostgres.restart` is unavailable.
@@ -64,9 +66,12 @@ class TemporaryPostgres:
     server (``immediate`` mode by default: like a crash) and starts it again on the same port.
     """
 
-    def __init__(self, *, bin_dir: Path | None = None, use_env: bool = True) -> None:
+    def __init__(
+        self, *, bin_dir: Path | None = None, use_env: bool = True, durable: bool = False
+    ) -> None:
         self._env_dsn = os.environ.get(DSN_ENV) if use_env else None
         self._bin_dir = bin_dir
+        self._durable = durable
         self._dir: Path | None = None
         self._port = 0
         self._run_as: str | None = None
@@ -149,13 +154,16 @@ class TemporaryPostgres:
 
     def _pg_ctl_start(self) -> None:
         assert self._dir is not None
+        if self._durable:  # every commit waits for its WAL flush
+            durability = ["-c fsync=on", "-c synchronous_commit=on", "-c full_page_writes=on"]
+        else:
+            durability = ["-c fsync=off", "-c full_page_writes=off"]
         options = " ".join(
             [
                 "-c listen_addresses=127.0.0.1",
                 f"-p {self._port}",
                 f"-k {self._dir}",
-                "-c fsync=off",
-                "-c full_page_writes=off",
+                *durability,
                 "-c max_connections=200",
             ]
         )
