@@ -47,9 +47,10 @@ from lash.testing.effect_host_conformance import (
     conformance_params,
     inline_harness,
 )
+from lash.testing.servers import server_unavailable
 from lash.types import CancellationEvidence
 
-from .test_restate_e2e import _in_ci
+from .test_restate_e2e import RESTATE_SERVER_MISSING
 
 WORKER = Path(__file__).with_name("effect_host_worker.py")
 SERVICE = "LashTurn"
@@ -339,10 +340,7 @@ async def test_effect_host_conformance(
     if factory is restate_placeholder:
         deployment: _Deployment | None = request.getfixturevalue("restate_deployment")
         if deployment is None:
-            reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
-            if _in_ci():
-                pytest.fail(reason, pytrace=False)
-            pytest.skip(reason)
+            server_unavailable(RESTATE_SERVER_MISSING)
         harness = RestateHarness(deployment)
     else:
         harness = await factory()
@@ -375,9 +373,7 @@ async def test_the_restate_wait_index_shrinks_as_waits_resolve_and_turns_end(
     published, and the waits a finished turn left behind go with it."""
     deployment: _Deployment | None = request.getfixturevalue("restate_deployment")
     if deployment is None:
-        if _in_ci():
-            pytest.fail("restate-server is not installed", pytrace=False)
-        pytest.skip("restate-server is not installed (bash scripts/setup.sh)")
+        server_unavailable(RESTATE_SERVER_MISSING)
     harness = RestateHarness(deployment)
     try:
         a = await harness.handle()

@@ -18,10 +18,11 @@ import msgspec
 import pytest
 
 from lash.durable.restate.local import LocalRestateServer, find_restate_server, free_port
+from lash.testing.servers import server_unavailable
 from lash.testing.wire import WireServer, load_script
 from lash.types import TurnResult
 
-from .test_restate_e2e import DEADLINE_S, Worker, _attach, _commits, _in_ci
+from .test_restate_e2e import DEADLINE_S, RESTATE_SERVER_MISSING, Worker, _attach, _commits
 
 HERE = Path(__file__).parent
 SCRIPTS = [load_script(HERE / "scripts" / f"restate-await-{n}.json") for n in (1, 2)]
@@ -31,10 +32,7 @@ SCRIPTS = [load_script(HERE / "scripts" / f"restate-await-{n}.json") for n in (1
 def restate_server() -> Iterator[LocalRestateServer]:
     binary = find_restate_server()
     if binary is None:
-        reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        server_unavailable(RESTATE_SERVER_MISSING)
     with LocalRestateServer(binary) as server:
         yield server
 

@@ -33,7 +33,8 @@ from lash.durable.restate.local import (
     find_restate_server,
     free_port,
 )
-from lash.testing.postgres import PostgresUnavailable, TemporaryPostgres
+from lash.testing.postgres import TemporaryPostgres
+from lash.testing.servers import server_unavailable
 from lash.testing.wire import WireServer, load_script
 from lash.types import TurnResult
 
@@ -44,31 +45,12 @@ SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (
 DEADLINE_S = 120.0
 """How long any one wait (a worker listening, a journal entry, a turn's result) may take: a
 loaded 2-core box starts Python workers and answers admin queries slowly."""
+RESTATE_SERVER_MISSING = "restate-server is not installed (scripts/setup.sh puts it in .restate/)"
 REQUEST_S = 30.0
 """One HTTP request's timeout; waits longer than that poll with several requests."""
 
 # a whole test may chain several waits; only a hung test comes near this
 pytestmark = pytest.mark.timeout(6 * DEADLINE_S)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TemporaryPostgres]:
-    server = TemporaryPostgres()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        reason = f"PostgreSQL unavailable: {exc}"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 Counter = Callable[[], Awaitable[int]]
@@ -87,7 +69,7 @@ def store_env(
 
         yield {"WORKER_DB": str(db)}, count_sqlite
         return
-    server: TemporaryPostgres = request.getfixturevalue("postgres")
+    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
     schema = f"restate_{request.node.name.split('[')[0][-20:].lower()}_{os.getpid()}"
     schema = "".join(c if c.isalnum() or c == "_" else "_" for c in schema)[:60]
     blobs = tmp_path / "blobs"
@@ -114,10 +96,7 @@ async def _pg_commits(dsn: str, schema: str) -> int:
 def restate_server() -> Iterator[LocalRestateServer]:
     binary = find_restate_server()
     if binary is None:
-        reason = "restate-server is not installed (bash scripts/setup.sh puts it in .restate/)"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        server_unavailable(RESTATE_SERVER_MISSING)
     with LocalRestateServer(binary) as server:
         yield server
 

@@ -35,6 +35,7 @@ from lash.stores.sqlite._rows import dec_node
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.testing.conformance._support import commit, message_node
 from lash.testing.postgres import DSN_ENV, PostgresUnavailable, TemporaryPostgres
+from lash.testing.servers import server_unavailable
 from lash.types import (
     LeaseAcquired,
     LeaseOwner,
@@ -609,9 +610,7 @@ def private_postgres() -> Iterator[TemporaryPostgres]:
     try:
         server.start()
     except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"PostgreSQL unavailable: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
+        server_unavailable(f"PostgreSQL unavailable: {exc}")
     try:
         yield server
     finally:
