@@ -35,6 +35,21 @@ def is_blob_id(name: str) -> bool:
     return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
+def _refresh_stored(path: Path, size: int, stamp: tuple[int, int]) -> bool:
+    """A dedup hit: refresh the stored blob's stamp (its freshness for the sweep).
+
+    ``False`` when there is nothing to refresh — a new blob, or one a sweep removed a moment
+    ago — so the caller writes it.
+    """
+    try:
+        if path.stat().st_size != size:
+            return False
+        os.utime(path, ns=stamp)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -60,12 +75,8 @@ class FileBlobDir:
         path = self.path(blob_id)
         stamp = (stamp_ms * 1_000_000, stamp_ms * 1_000_000)
         try:
-            try:
-                if path.stat().st_size == len(data):
-                    os.utime(path, ns=stamp)  # dedup hit: refresh freshness for the sweep
-                    return
-            except FileNotFoundError:
-                pass  # new blob, or a sweep removed it a moment ago: write it
+            if _refresh_stored(path, len(data), stamp):
+                return
             shard = path.parent
             if not shard.is_dir():
                 shard.mkdir(parents=True, exist_ok=True)
