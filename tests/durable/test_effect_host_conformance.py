@@ -47,10 +47,8 @@ from lash.testing.effect_host_conformance import (
     conformance_params,
     inline_harness,
 )
-from lash.testing.servers import server_unavailable
+from lash.testing.servers import RESTATE_SERVER_MISSING, server_unavailable
 from lash.types import CancellationEvidence
-
-from .test_restate_e2e import RESTATE_SERVER_MISSING
 
 WORKER = Path(__file__).with_name("effect_host_worker.py")
 SERVICE = "LashTurn"

@@ -17,12 +17,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from lash.durable.restate.local import LocalRestateServer, find_restate_server, free_port
-from lash.testing.servers import server_unavailable
+from lash.durable.restate.local import LocalRestateServer, free_port
+from lash.testing.servers import local_restate_server
 from lash.testing.wire import WireServer, load_script
 from lash.types import TurnResult
 
-from .test_restate_e2e import DEADLINE_S, RESTATE_SERVER_MISSING, Worker, _attach, _commits
+from .test_restate_e2e import DEADLINE_S, Worker, _attach, _commits
 
 HERE = Path(__file__).parent
 SCRIPTS = [load_script(HERE / "scripts" / f"restate-await-{n}.json") for n in (1, 2)]
@@ -30,10 +30,7 @@ SCRIPTS = [load_script(HERE / "scripts" / f"restate-await-{n}.json") for n in (1
 
 @pytest.fixture(scope="module")
 def restate_server() -> Iterator[LocalRestateServer]:
-    binary = find_restate_server()
-    if binary is None:
-        server_unavailable(RESTATE_SERVER_MISSING)
-    with LocalRestateServer(binary) as server:
+    with local_restate_server() as server:
         yield server
 
 

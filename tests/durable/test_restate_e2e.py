@@ -30,11 +30,10 @@ import pytest
 from lash.durable.restate.local import (
     LocalRestateServer,
     RestateHttpError,
-    find_restate_server,
     free_port,
 )
 from lash.testing.postgres import TemporaryPostgres
-from lash.testing.servers import server_unavailable
+from lash.testing.servers import local_restate_server
 from lash.testing.wire import WireServer, load_script
 from lash.types import TurnResult
 
@@ -45,7 +44,6 @@ SCRIPTS = [load_script(HERE / "scripts" / f"restate-replay-{n}.json") for n in (
 DEADLINE_S = 120.0
 """How long any one wait (a worker listening, a journal entry, a turn's result) may take: a
 loaded 2-core box starts Python workers and answers admin queries slowly."""
-RESTATE_SERVER_MISSING = "restate-server is not installed (scripts/setup.sh puts it in .restate/)"
 REQUEST_S = 30.0
 """One HTTP request's timeout; waits longer than that poll with several requests."""
 
@@ -94,10 +92,7 @@ async def _pg_commits(dsn: str, schema: str) -> int:
 
 @pytest.fixture(scope="module")
 def restate_server() -> Iterator[LocalRestateServer]:
-    binary = find_restate_server()
-    if binary is None:
-        server_unavailable(RESTATE_SERVER_MISSING)
-    with LocalRestateServer(binary) as server:
+    with local_restate_server() as server:
         yield server
 
 

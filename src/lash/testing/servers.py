@@ -8,11 +8,17 @@ green run must mean the server-backed tests actually ran.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import pytest
 
-__all__ = ["in_ci", "server_unavailable"]
+from lash.durable.restate.local import LocalRestateServer, find_restate_server
+
+__all__ = ["RESTATE_SERVER_MISSING", "in_ci", "local_restate_server", "server_unavailable"]
+
+RESTATE_SERVER_MISSING = "restate-server is not installed (scripts/setup.sh puts it in .restate/)"
 
 
 def in_ci() -> bool:
@@ -25,3 +31,13 @@ def server_unavailable(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+@contextmanager
+def local_restate_server() -> Iterator[LocalRestateServer]:
+    """A ``restate-server`` on loopback for the block (none installed: skip locally, fail in CI)."""
+    binary = find_restate_server()
+    if binary is None:
+        server_unavailable(RESTATE_SERVER_MISSING)
+    with LocalRestateServer(binary) as server:
+        yield server
