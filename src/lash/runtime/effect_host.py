@@ -418,6 +418,10 @@ class InlineEffectHost:
         """Tool batches run concurrently."""
         return True
 
+    replays_effects = False
+    """Nothing is journaled, so no effect is ever answered from a record: a tool attempt need
+    not capture the plugin state it changed (see ``PhysicalTurn``'s attempt effects)."""
+
     async def run_effect(
         self,
         scope: ExecutionScope,

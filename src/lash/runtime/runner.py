@@ -902,7 +902,8 @@ class PhysicalTurn:
     ) -> ToolCallOutput:
         """One tool attempt as an effect whose outcome carries the plugin state it changed.
 
-        The attempt snapshots every plugin's state when it begins and records, when it ends
+        On a host that can replay (any host without ``replays_effects = False``), the
+        attempt snapshots every plugin's state when it begins and records, when it ends
         (after the ``after_tool_call`` hooks), the new snapshot of each plugin that changed,
         numbered in the turn's completion order. When the host hands back a recorded outcome
         without running the attempt (a durable replay), those snapshots are restored, so the
@@ -914,10 +915,14 @@ class PhysicalTurn:
         replays them in; a replay never rolls a plugin back to an older attempt's snapshot.
         """
         ran = False
+        # a host that never answers from a record has nothing to restore: skip the capture
+        capture = getattr(self.host, "replays_effects", True)
 
         async def body() -> ToolAttemptOutcome:
             nonlocal ran
             ran = True
+            if not capture:
+                return ToolAttemptOutcome(output=await execute())
             before = snapshot_plugin_states(self.plugins)
             output = await execute()
             changed = changed_plugin_states(self.plugins, before)

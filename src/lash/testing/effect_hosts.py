@@ -93,6 +93,9 @@ class ReplayJournalHost(RecordingEffectHost):
     is also in :attr:`effects`, as on :class:`RecordingEffectHost`.
     """
 
+    replays_effects = True
+    """Unlike the inline host it derives from, this host answers effects from its record."""
+
     def __init__(self, *, kinds: Collection[str] | None = ("tool_attempt",)) -> None:
         super().__init__()
         self._kinds = None if kinds is None else frozenset(kinds)
