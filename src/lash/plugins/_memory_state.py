@@ -155,6 +155,20 @@ def _hints(current_task: str | None, suggested_response: str | None) -> dict[str
     return out
 
 
+def _memory_body(
+    observed_through_message_id: str,
+    observations: str,
+    current_task: str | None,
+    suggested_response: str | None,
+) -> dict[str, Any]:
+    """The fields an active state and a buffered observation share."""
+    return {
+        "observed_through_message_id": observed_through_message_id,
+        "observations": observations,
+        **_hints(current_task, suggested_response),
+    }
+
+
 def active_state_node(
     *,
     observed_through_message_id: str,
@@ -163,11 +177,7 @@ def active_state_node(
     suggested_response: str | None = None,
 ) -> PluginPayload:
     """A new active memory state."""
-    body: dict[str, Any] = {
-        "observed_through_message_id": observed_through_message_id,
-        "observations": observations,
-        **_hints(current_task, suggested_response),
-    }
+    body = _memory_body(observed_through_message_id, observations, current_task, suggested_response)
     return PluginPayload(plugin_type=ACTIVE_STATE_PLUGIN_TYPE, body=body)
 
 
@@ -179,12 +189,8 @@ def buffered_observation_node(
     suggested_response: str | None = None,
 ) -> PluginPayload:
     """A buffered observation chunk."""
-    body: dict[str, Any] = {
-        "observed_through_message_id": observed_through_message_id,
-        "observations": observations,
-        **_hints(current_task, suggested_response),
-        "observation_tokens": approx_token_count(observations),
-    }
+    body = _memory_body(observed_through_message_id, observations, current_task, suggested_response)
+    body["observation_tokens"] = approx_token_count(observations)
     return PluginPayload(plugin_type=BUFFERED_OBSERVATION_PLUGIN_TYPE, body=body)
 
 
