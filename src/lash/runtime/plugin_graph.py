@@ -24,7 +24,6 @@ from lash.runtime.plugins import AppendedPluginNodes, AppendPluginNodesResult, S
 from lash.types import (
     GraphAppend,
     PluginPayload,
-    RuntimeCommit,
     SessionGraph,
     SessionNode,
     TokenLedgerEntry,
@@ -103,16 +102,10 @@ class SessionGraphWriter:
             if store is not None and guard is not None:
                 result = await session._store_call(
                     store.commit(
-                        RuntimeCommit(
-                            session_id=self.session_id,
-                            graph=GraphAppend(nodes=tuple(built), leaf_node_id=parent),
-                            checkpoint=state.checkpoint,
-                            config=state.config,
-                            expected_head_revision=state.head_revision,
-                            lease=guard.fence,
+                        state.commit_delta(
+                            GraphAppend(nodes=tuple(built), leaf_node_id=parent),
+                            guard.fence,
                             release_lease=fresh is not None,
-                            agent_frames=tuple(state.agent_frames),
-                            current_agent_frame_id=state.current_frame_id,
                             usage_deltas=deltas,
                         )
                     )

@@ -973,13 +973,9 @@ class LashSession:
                 if store is not None and guard is not None:
                     result = await self._store_call(
                         store.commit(
-                            RuntimeCommit(
-                                session_id=self.session_id,
-                                graph=GraphAppend(nodes=tuple(nodes), leaf_node_id=parent),
-                                checkpoint=state.checkpoint,
-                                config=state.config,
-                                expected_head_revision=state.head_revision,
-                                lease=guard.fence,
+                            state.commit_delta(
+                                GraphAppend(nodes=tuple(nodes), leaf_node_id=parent),
+                                guard.fence,
                                 release_lease=True,
                                 agent_frames=frames,
                                 current_agent_frame_id=frame_id,
@@ -1022,16 +1018,8 @@ class LashSession:
                     )
                 result = await self._store_call(
                     store.commit(
-                        RuntimeCommit(
-                            session_id=self.session_id,
-                            graph=GraphUnchanged(leaf_node_id=node_id),
-                            checkpoint=state.checkpoint,
-                            config=state.config,
-                            expected_head_revision=state.head_revision,
-                            lease=guard.fence,
-                            release_lease=True,
-                            agent_frames=tuple(state.agent_frames),
-                            current_agent_frame_id=state.current_frame_id,
+                        state.commit_delta(
+                            GraphUnchanged(leaf_node_id=node_id), guard.fence, release_lease=True
                         )
                     )
                 )
@@ -1181,15 +1169,8 @@ class LashSession:
                         return generation
                     result = await self._store_call(
                         store.commit(
-                            RuntimeCommit(
-                                session_id=self.session_id,
-                                graph=GraphUnchanged(leaf_node_id=state.graph.leaf_node_id),
-                                checkpoint=state.checkpoint,
-                                config=state.config,
-                                expected_head_revision=state.head_revision,
-                                lease=guard.fence,
-                                agent_frames=tuple(state.agent_frames),
-                                current_agent_frame_id=state.current_frame_id,
+                            state.commit_delta(
+                                GraphUnchanged(leaf_node_id=state.graph.leaf_node_id), guard.fence
                             )
                         )
                     )

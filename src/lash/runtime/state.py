@@ -7,8 +7,11 @@ import msgspec
 from lash.runtime.observation import SessionReadView
 from lash.types import (
     AgentFrameRecord,
+    GraphDelta,
+    LeaseFence,
     Message,
     PersistedSession,
+    RuntimeCommit,
     SessionCheckpoint,
     SessionConfig,
     SessionGraph,
@@ -115,3 +118,35 @@ class SessionState:
     def with_checkpoint(self, **changes: object) -> SessionCheckpoint:
         """A copy of the checkpoint with changes."""
         return msgspec.structs.replace(self.checkpoint, **changes)
+
+    def commit_delta(
+        self,
+        graph: GraphDelta,
+        fence: LeaseFence,
+        *,
+        release_lease: bool = False,
+        checkpoint: SessionCheckpoint | None = None,
+        agent_frames: tuple[AgentFrameRecord, ...] | None = None,
+        current_agent_frame_id: str | None = None,
+        usage_deltas: tuple[TokenLedgerEntry, ...] = (),
+    ) -> RuntimeCommit:
+        """A commit of ``graph`` on top of this state, fenced by ``fence``.
+
+        Session operations outside a turn (branching, seeding a frame, tool-state changes,
+        plugin graph appends) all write the same shape: this state's checkpoint, config, frames
+        and head revision unless told otherwise.
+        """
+        return RuntimeCommit(
+            session_id=self.session_id,
+            graph=graph,
+            checkpoint=self.checkpoint if checkpoint is None else checkpoint,
+            config=self.config,
+            expected_head_revision=self.head_revision,
+            lease=fence,
+            release_lease=release_lease,
+            agent_frames=tuple(self.agent_frames) if agent_frames is None else agent_frames,
+            current_agent_frame_id=(
+                self.current_frame_id if current_agent_frame_id is None else current_agent_frame_id
+            ),
+            usage_deltas=usage_deltas,
+        )
