@@ -14,7 +14,7 @@ import pytest
 from restate import TerminalError
 
 import lash
-from lash.durable.restate import RestateEffectHost, run_durable_turn
+from lash.durable.restate import RestateEffectHost
 from lash.durable.restate.service import _JournaledTurnControl
 from lash.durable.restate.waits import CANCEL_PROMISE
 from lash.stores import SqliteStore
@@ -22,6 +22,7 @@ from lash.stores.liveness import opaque_owner
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.types import CancellationEvidence, TurnResult, to_builtins
 
+from ._redrive import build_core, drive_attempt
 from .fake_journal import Crash, FakeJournal
 
 
@@ -73,18 +74,6 @@ class FakeWorkflow:
         return _Promise(self.promises, name)
 
 
-def _core(store: Any, provider: ScriptedProvider, tools: list[Any]) -> lash.LashCore:
-    return (
-        lash.LashCore.builder()
-        .store(store)
-        .effect_host(lash.InlineEffectHost())
-        .provider(provider)
-        .model(lash.ModelSpec("m"))
-        .tools(tools)
-        .build()
-    )
-
-
 async def test_a_worker_dying_in_a_back_off_is_redriven_at_the_timer_not_the_first_attempt(
     tmp_path: Path,
 ) -> None:
@@ -104,16 +93,8 @@ async def test_a_worker_dying_in_a_back_off_is_redriven_at_the_timer_not_the_fir
     owner = opaque_owner("restate:wf-attempts", "restate")
 
     async def attempt(model: ScriptedProvider, host: RestateEffectHost) -> dict[str, Any]:
-        async with _core(SqliteStore(db), model, [flaky]) as core:
-            return await run_durable_turn(
-                journal.context(),
-                core,
-                session_id="s1",
-                turn_id="t1",
-                turn_input="go",
-                owner=owner,
-                host=host,
-            )
+        core = build_core(SqliteStore(db), model, tools=[flaky])
+        return await drive_attempt(journal, core, host, owner=owner, turn_input="go")
 
     first_model = ScriptedProvider([tool_call("flaky", {}, call_id="c1")])
     first = RestateEffectHost(journal, workflow=workflow)
@@ -172,7 +153,7 @@ async def test_the_seal_adopts_a_cancel_that_closed_the_durable_gate_first(tmp_p
     host = RestateEffectHost(journal, turn_control=control, workflow=workflow)
     control.host = host
     model = ScriptedProvider([reply("finished anyway")])
-    async with _core(SqliteStore(tmp_path / "s.db"), model, []) as core:
+    async with build_core(SqliteStore(tmp_path / "s.db"), model, tools=[]) as core:
         session = await core.session("s1").owner(opaque_owner("o", "i")).open()
         result = await session.turn("go").turn_id("t1").effects(host).run()
         view = await session.read_view()
@@ -192,7 +173,8 @@ async def test_the_seal_closes_an_open_durable_gate_before_the_commit(tmp_path: 
     control = _JournaledTurnControl(workflow)  # type: ignore[arg-type]
     host = RestateEffectHost(journal, turn_control=control, workflow=workflow)
     control.host = host
-    async with _core(SqliteStore(tmp_path / "s.db"), ScriptedProvider([reply("ok")]), []) as core:
+    core = build_core(SqliteStore(tmp_path / "s.db"), ScriptedProvider([reply("ok")]), tools=[])
+    async with core:
         session = await core.session("s1").owner(opaque_owner("o", "i")).open()
         result = await session.turn("go").turn_id("t1").effects(host).run()
     assert result.outcome.kind == "finished" and result.cancellation is None

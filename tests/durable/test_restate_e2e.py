@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -34,7 +34,7 @@ from lash.durable.restate.local import (
 )
 from lash.testing.postgres import TemporaryPostgres
 from lash.testing.servers import local_restate_server
-from lash.testing.wire import WireServer, load_script
+from lash.testing.wire import WireScript, WireServer, load_script
 from lash.types import TurnResult
 
 HERE = Path(__file__).parent
@@ -52,6 +52,7 @@ pytestmark = pytest.mark.timeout(6 * DEADLINE_S)
 
 
 Counter = Callable[[], Awaitable[int]]
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -186,6 +187,58 @@ async def _patiently(request: Callable[[], Any], what: str) -> Any:
             await asyncio.sleep(0.2)
 
 
+async def _send_run(
+    server: LocalRestateServer, turn_id: str, text: str, *, session_id: str = "s1"
+) -> None:
+    """Start ``LashTurn/run`` for ``turn_id`` without waiting for its result."""
+    body = {"session_id": session_id, "input": text}
+    await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+
+
+@contextlib.asynccontextmanager
+async def _registered_worker(
+    server: LocalRestateServer, env: dict[str, str], log: Path, *, script: Path = WORKER
+) -> AsyncIterator[Worker]:
+    """One worker on a fresh port, listening and registered as the deployment; stopped on
+    exit."""
+    worker = Worker(free_port(), env, log, script=script)
+    try:
+        await worker.ready()
+        await _register(server, worker.port)
+        yield worker
+    finally:
+        worker.stop()
+
+
+async def _kill_and_redrive(
+    server: LocalRestateServer,
+    tmp_path: Path,
+    turn_id: str,
+    text: str,
+    envs: tuple[dict[str, str], dict[str, str]],
+    crash: Callable[[Worker], Awaitable[None]],
+    finish: Callable[[Worker], Awaitable[T]],
+) -> T:
+    """Worker A (``envs[0]``, log ``a.log``) is registered and runs ``turn_id`` until ``crash``
+    has seen it reach its kill point and die; worker B (``envs[1]``, log ``b.log``) then
+    listens on the same port, and ``finish`` observes the redrive it serves."""
+    port = free_port()
+    first = Worker(port, envs[0], tmp_path / "a.log")
+    second: Worker | None = None
+    try:
+        await first.ready()
+        await _register(server, port)
+        await _send_run(server, turn_id, text)
+        await crash(first)
+        second = Worker(port, envs[1], tmp_path / "b.log")
+        await second.ready()
+        return await finish(second)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
 async def _crash_and_redrive(
     server: LocalRestateServer,
     tmp_path: Path,
@@ -193,35 +246,37 @@ async def _crash_and_redrive(
     store: dict[str, str],
     second_env: dict[str, str],
     finish: Finish,
+    *,
+    scripts: list[WireScript] | None = None,
+    text: str = "write the line",
+    lines_at_crash: str = "one\n",
 ) -> tuple[WireServer, object, Path]:
-    """Worker A runs model call 1 and the tool, is SIGKILLed before model call 2; worker B
-    (same port, same store) takes over. Returns the wire server, what ``finish`` observed,
-    the lines file and the store file."""
+    """Worker A runs model call 1 and the tool, parks at its marker and is SIGKILLed before
+    model call 2 (the lines file then reads ``lines_at_crash``); worker B (same port, same
+    store, plus ``second_env``) takes over. Returns the wire server, what ``finish`` observed
+    and the lines file."""
     lines, marker = tmp_path / "lines.txt", tmp_path / "parked"
-    async with WireServer(*SCRIPTS) as wire:
+    async with WireServer(*(SCRIPTS if scripts is None else scripts)) as wire:
         base = {
             **store,
             "WORKER_LINES": str(lines),
             "WORKER_MODEL_URL": wire.url(),
         }
-        port = free_port()
-        first = Worker(port, {**base, "WORKER_PARK_MARKER": str(marker)}, tmp_path / "a.log")
-        second: Worker | None = None
-        try:
-            await first.ready()
-            await _register(server, port)
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+
+        async def park_and_kill(first: Worker) -> None:
             await _wait_for(marker, first)
             first.kill()
-            assert lines.read_text() == "one\n"
-            second = Worker(port, {**base, **second_env}, tmp_path / "b.log")
-            await second.ready()
-            outcome = await finish(server, turn_id)
-        finally:
-            first.stop()
-            if second is not None:
-                second.stop()
+            assert lines.read_text() == lines_at_crash
+
+        outcome = await _kill_and_redrive(
+            server,
+            tmp_path,
+            turn_id,
+            text,
+            ({**base, "WORKER_PARK_MARKER": str(marker)}, {**base, **second_env}),
+            park_and_kill,
+            lambda _second: finish(server, turn_id),
+        )
     return wire, outcome, lines
 
 
@@ -266,14 +321,8 @@ async def test_a_worker_killed_in_a_retry_back_off_resumes_at_the_timer_without_
             "WORKER_BACKOFF_MS": "5000",
             "WORKER_MODEL_URL": wire.url(),
         }
-        port = free_port()
-        first = Worker(port, env, tmp_path / "a.log")
-        second: Worker | None = None
-        try:
-            await first.ready()
-            await _register(server, port)
-            body = {"session_id": "s1", "input": "retry the write"}
-            await asyncio.to_thread(server.send, "LashTurn", turn_id, "run", body)
+
+        async def kill_in_the_back_off(first: Worker) -> None:
             rows: list[dict[str, Any]] = []
 
             async def timer_journaled() -> bool:
@@ -294,13 +343,15 @@ async def test_a_worker_killed_in_a_retry_back_off_resumes_at_the_timer_without_
             assert names.index(attempt_1) < names.index(timer["name"])
             assert not any(n.endswith(":call_r:attempt:2") for n in names)
 
-            second = Worker(port, env, tmp_path / "b.log")
-            await second.ready()
-            outcome = await _attach(server, turn_id)
-        finally:
-            first.stop()
-            if second is not None:
-                second.stop()
+        outcome = await _kill_and_redrive(
+            server,
+            tmp_path,
+            turn_id,
+            "retry the write",
+            (env, env),
+            kill_in_the_back_off,
+            lambda _second: _attach(server, turn_id),
+        )
     assert not isinstance(outcome, Exception), outcome
     result = msgspec.convert(outcome, type=TurnResult)
     assert result.outcome.kind == "finished", result.issues
@@ -378,10 +429,7 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             "WORKER_LINES": str(tmp_path / "lines.txt"),
             "WORKER_MODEL_URL": wire.url(),
         }
-        worker = Worker(free_port(), env, tmp_path / "w.log")
-        try:
-            await worker.ready()
-            await _register(server, worker.port)
+        async with _registered_worker(server, env, tmp_path / "w.log"):
 
             def cancel(turn_id: str, request_id: str) -> dict[str, object]:
                 body = {"request_id": request_id, "origin": "test", "reason": "stop"}
@@ -394,16 +442,14 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             assert second["outcome"] == "already_requested"
             assert second["evidence"]["request_id"] == "r1"  # type: ignore[index]
 
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(server.send, "LashTurn", "turn-cancel", "run", body)
+            await _send_run(server, "turn-cancel", "write the line")
             cancelled = msgspec.convert(await _attach(server, "turn-cancel"), type=TurnResult)
             assert (cancelled.outcome.kind, cancelled.outcome.reason) == ("stopped", "cancelled")
             assert cancelled.cancellation is not None
             assert cancelled.cancellation.request_id == "r1"
             assert wire.exchanges == []
 
-            other = {"session_id": "s2", "input": "write the line"}
-            await asyncio.to_thread(server.send, "LashTurn", "turn-done", "run", other)
+            await _send_run(server, "turn-done", "write the line", session_id="s2")
             done = msgspec.convert(await _attach(server, "turn-done"), type=TurnResult)
             assert done.outcome.kind == "finished"
             late = await asyncio.to_thread(cancel, "turn-done", "r3")
@@ -426,8 +472,6 @@ async def test_cancel_requests_are_first_writer_wins_and_a_cancelled_turn_never_
             gate = await asyncio.to_thread(control, "turn-cancel", "peek_gate", {})
             assert (gate["status"], gate["evidence"]["request_id"]) == ("cancel_requested", "r1")
             assert _commits(tmp_path / "store.db") == 2
-        finally:
-            worker.stop()
 
 
 async def test_a_cancel_closing_the_gate_after_the_last_read_makes_the_turn_commit_cancelled(
@@ -447,12 +491,8 @@ async def test_a_cancel_closing_the_gate_after_the_last_read_makes_the_turn_comm
             "WORKER_HOLD_MARKER": str(held),
             "WORKER_HOLD_RELEASE": str(release),
         }
-        worker = Worker(free_port(), env, tmp_path / "w.log")
-        try:
-            await worker.ready()
-            await _register(server, worker.port)
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(server.send, "LashTurn", "turn-late-cancel", "run", body)
+        async with _registered_worker(server, env, tmp_path / "w.log") as worker:
+            await _send_run(server, "turn-late-cancel", "write the line")
             await _wait_for(held, worker)
             cancel = {"request_id": "r-late", "origin": "test", "reason": "stop"}
             receipt = await asyncio.to_thread(
@@ -467,8 +507,6 @@ async def test_a_cancel_closing_the_gate_after_the_last_read_makes_the_turn_comm
                 ),
                 "the published terminal",
             )
-        finally:
-            worker.stop()
     assert not isinstance(outcome, Exception), outcome
     result = msgspec.convert(outcome, type=TurnResult)
     assert (result.outcome.kind, result.outcome.reason) == ("stopped", "cancelled")
@@ -495,15 +533,9 @@ async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_r
             "WORKER_LINES": str(tmp_path / "lines.txt"),
             "WORKER_MODEL_URL": wire.url(),
         }
-        worker = Worker(free_port(), env, tmp_path / "w.log")
-        try:
-            await worker.ready()
-            await _register(server, worker.port)
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(server.send, "LashTurn", "turn-memory", "run", body)
+        async with _registered_worker(server, env, tmp_path / "w.log"):
+            await _send_run(server, "turn-memory", "write the line")
             outcome = await _attach(server, "turn-memory")
-        finally:
-            worker.stop()
     assert isinstance(outcome, RestateHttpError), outcome
     assert "durable_store_required:attachment_store" in outcome.body
     assert wire.exchanges == [] and not (tmp_path / "lines.txt").exists()
@@ -514,13 +546,10 @@ async def test_a_memory_store_worker_fails_the_turn_terminally_before_anything_r
 
 @pytest.fixture
 async def probe(restate_server: LocalRestateServer, tmp_path: Path) -> AsyncIterator[Worker]:
-    worker = Worker(free_port(), {}, tmp_path / "probe.log", script=PROBE)
-    try:
-        await worker.ready()
-        await _register(restate_server, worker.port)
+    async with _registered_worker(
+        restate_server, {}, tmp_path / "probe.log", script=PROBE
+    ) as worker:
         yield worker
-    finally:
-        worker.stop()
 
 
 def _marks(path: Path) -> list[dict[str, Any]]:
@@ -628,22 +657,16 @@ async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_resu
     turn_id = f"turn-after-commit-{tmp_path.name}"
     async with WireServer(*SCRIPTS) as wire:
         base = {**store, "WORKER_LINES": str(lines), "WORKER_MODEL_URL": wire.url()}
-        port = free_port()
-        first = Worker(port, {**base, "WORKER_EXIT_AFTER_COMMIT": str(marker)}, tmp_path / "a.log")
-        second: Worker | None = None
-        try:
-            await first.ready()
-            await _register(restate_server, port)
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
+
+        async def exit_after_commit(first: Worker) -> None:
             deadline = time.monotonic() + DEADLINE_S
             while first.proc.poll() is None:
                 assert time.monotonic() < deadline, first.log.read_text()
                 await asyncio.sleep(0.05)
             assert first.proc.returncode == 9 and marker.exists(), first.log.read_text()
             assert await commits() == 1
-            second = Worker(port, base, tmp_path / "b.log")
-            await second.ready()
+
+        async def the_committed_result(second: Worker) -> None:
             outcome = await _attach(restate_server, turn_id)
             assert not isinstance(outcome, Exception), (outcome, second.log.read_text())
             result = msgspec.convert(outcome, type=TurnResult)
@@ -661,10 +684,16 @@ async def test_a_worker_dying_after_the_commit_is_redriven_to_the_committed_resu
             published = msgspec.convert(terminal["terminal"], type=TurnResult)
             assert published.assistant_text == "Line written."
             assert published.head_revision == result.head_revision
-        finally:
-            first.stop()
-            if second is not None:
-                second.stop()
+
+        await _kill_and_redrive(
+            restate_server,
+            tmp_path,
+            turn_id,
+            "write the line",
+            ({**base, "WORKER_EXIT_AFTER_COMMIT": str(marker)}, base),
+            exit_after_commit,
+            the_committed_result,
+        )
     assert lines.read_text() == "one\n"  # the tool ran once
     assert len(wire.exchanges) == 2  # each model request reached the model once
     assert await commits() == 1
@@ -691,13 +720,8 @@ async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_cl
             "WORKER_MODEL_URL": wire.url(),
             "WORKER_NO_AWAIT_SECRET": "1",
         }
-        port = free_port()
-        worker = Worker(port, env, tmp_path / "worker.log")
-        try:
-            await worker.ready()
-            await _register(restate_server, port)
-            body = {"session_id": "s1", "input": "write the line"}
-            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
+        async with _registered_worker(restate_server, env, tmp_path / "worker.log"):
+            await _send_run(restate_server, turn_id, "write the line")
             result = msgspec.convert(await _attach(restate_server, turn_id), type=TurnResult)
             assert result.outcome.kind == "finished", result.issues
             mint = {"session_id": "s1", "wait": {"kind": "custom", "key": "w"}}
@@ -707,8 +731,6 @@ async def test_without_an_await_secret_plain_turns_run_and_durable_waits_fail_cl
             )
             assert isinstance(answer, RestateHttpError), answer
             assert "restate_await_secret_required" in answer.body, answer.body
-        finally:
-            worker.stop()
     assert lines.read_text() == "one\n" and _commits(db) == 1
 
 
@@ -723,33 +745,18 @@ async def test_a_redriven_update_plan_is_replayed_and_its_plan_is_committed(
     tool, and the one commit holds the plan in plan mode's state."""
     from lash.stores import SqliteStore
 
-    lines, marker, db = tmp_path / "lines.txt", tmp_path / "parked", tmp_path / "store.db"
-    turn_id = "turn-plan-replay"
-    async with WireServer(*PLAN_SCRIPTS) as wire:
-        base = {
-            "WORKER_DB": str(db),
-            "WORKER_LINES": str(lines),
-            "WORKER_MODEL_URL": wire.url(),
-            "WORKER_PLAN_MODE": "1",
-        }
-        port = free_port()
-        first = Worker(port, {**base, "WORKER_PARK_MARKER": str(marker)}, tmp_path / "a.log")
-        second: Worker | None = None
-        try:
-            await first.ready()
-            await _register(restate_server, port)
-            body = {"session_id": "s1", "input": "plan the work"}
-            await asyncio.to_thread(restate_server.send, "LashTurn", turn_id, "run", body)
-            await _wait_for(marker, first)
-            first.kill()
-            assert lines.read_text() == "update_plan\n"
-            second = Worker(port, base, tmp_path / "b.log")
-            await second.ready()
-            outcome = await _attach(restate_server, turn_id)
-        finally:
-            first.stop()
-            if second is not None:
-                second.stop()
+    db = tmp_path / "store.db"
+    wire, outcome, lines = await _crash_and_redrive(
+        restate_server,
+        tmp_path,
+        "turn-plan-replay",
+        {"WORKER_DB": str(db), "WORKER_PLAN_MODE": "1"},
+        {},
+        _attach,
+        scripts=PLAN_SCRIPTS,
+        text="plan the work",
+        lines_at_crash="update_plan\n",
+    )
     assert not isinstance(outcome, Exception), outcome
     result = msgspec.convert(outcome, type=TurnResult)
     assert result.outcome.kind == "finished", result.issues

@@ -38,6 +38,7 @@ from lash.types import (
     TurnResult,
 )
 
+from ._redrive import build_core, drive_attempt
 from .fake_journal import Crash, FakeJournal
 
 SCOPE = ExecutionScope.turn("s1", "t1")
@@ -162,18 +163,6 @@ async def test_a_recorded_runtime_error_keeps_its_code_on_replay() -> None:
 # --- whole turns ------------------------------------------------------------------------
 
 
-def _core(store: Any, provider: ScriptedProvider, tools: list[Any]) -> lash.LashCore:
-    return (
-        lash.LashCore.builder()
-        .store(store)
-        .effect_host(lash.InlineEffectHost())
-        .provider(provider)
-        .model(lash.ModelSpec("m"))
-        .tools(tools)
-        .build()
-    )
-
-
 def _commits(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT count(*) FROM turn_commits").fetchone()[0])
@@ -200,16 +189,8 @@ async def test_a_redriven_turn_replays_the_model_and_the_tool_and_commits_once(
     journal.crash_at = 3  # start marker, llm_call, tool_attempt, then the second llm_call
 
     async def attempt(model: ScriptedProvider, host: RestateEffectHost) -> dict[str, Any]:
-        async with _core(lash.stores.SqliteStore(db), model, [append]) as core:
-            return await run_durable_turn(
-                journal.context(),
-                core,
-                session_id="s1",
-                turn_id="t1",
-                turn_input="go",
-                owner=owner,
-                host=host,
-            )
+        core = build_core(lash.stores.SqliteStore(db), model, tools=[append])
+        return await drive_attempt(journal, core, host, owner=owner, turn_input="go")
 
     first_model = ScriptedProvider([tool_call("append", {"text": "one"}, call_id="c1")])
     with pytest.raises(Crash):
@@ -263,7 +244,7 @@ async def test_a_cancel_seen_at_an_effect_boundary_ends_the_turn_cancelled(
     journal = FakeJournal()
     host = RestateEffectHost(journal, cancel_probe=probe)
     model = ScriptedProvider([tool_call("work", {}, call_id="c1"), reply("never")])
-    async with _core(lash.stores.SqliteStore(tmp_path / "s.db"), model, [work]) as core:
+    async with build_core(lash.stores.SqliteStore(tmp_path / "s.db"), model, tools=[work]) as core:
         session = await core.session("s1").owner(opaque_owner("o", "i")).open()
         result = await session.turn("go").turn_id("t1").effects(host).run()
     assert (result.outcome.kind, result.outcome.reason) == ("stopped", "cancelled")
@@ -275,7 +256,7 @@ async def test_a_cancel_seen_at_an_effect_boundary_ends_the_turn_cancelled(
 async def test_a_durable_host_on_a_memory_store_fails_before_anything_runs() -> None:
     journal = FakeJournal()
     model = ScriptedProvider([reply("never")])
-    async with _core(MemoryStore(), model, []) as core:
+    async with build_core(MemoryStore(), model, tools=[]) as core:
         session = await core.session("s1").open()
         with pytest.raises(LashRuntimeError) as info:
             await session.turn("go").turn_id("t1").effects(RestateEffectHost(journal)).run()
@@ -286,7 +267,7 @@ async def test_a_durable_host_on_a_memory_store_fails_before_anything_runs() -> 
 async def test_the_durable_turn_refuses_a_memory_store_before_opening_or_journaling() -> None:
     journal = FakeJournal()
     model = ScriptedProvider([reply("never")])
-    async with _core(MemoryStore(), model, []) as core:
+    async with build_core(MemoryStore(), model, tools=[]) as core:
         with pytest.raises(LashRuntimeError) as info:
             await run_durable_turn(
                 journal,

@@ -11,13 +11,14 @@ import msgspec
 import pytest
 
 import lash
-from lash.durable.restate import RestateEffectHost, run_durable_turn
+from lash.durable.restate import RestateEffectHost
 from lash.plugins import PlanMode
 from lash.stores import SqliteStore
 from lash.stores.liveness import opaque_owner
 from lash.testing import ScriptedProvider, reply, tool_call
 from lash.types import TurnResult
 
+from ._redrive import build_core, drive_attempt
 from .fake_journal import Crash, FakeJournal
 
 STEPS = [
@@ -33,18 +34,6 @@ class CountingPlanMode(PlanMode):
         return await super()._run_update_plan(ctx, args)
 
 
-def _core(store: SqliteStore, provider: ScriptedProvider) -> lash.LashCore:
-    return (
-        lash.LashCore.builder()
-        .store(store)
-        .effect_host(lash.InlineEffectHost())
-        .provider(provider)
-        .model(lash.ModelSpec("m"))
-        .plugins([CountingPlanMode])
-        .build()
-    )
-
-
 async def test_a_redrive_replays_update_plan_and_commits_the_plan(tmp_path: Path) -> None:
     RUNS.clear()
     journal = FakeJournal()
@@ -53,16 +42,8 @@ async def test_a_redrive_replays_update_plan_and_commits_the_plan(tmp_path: Path
     call_key = "s1:t1:1:0:tool_batch:2:child:0:c1"
 
     async def attempt(model: ScriptedProvider, host: RestateEffectHost) -> dict[str, Any]:
-        async with _core(SqliteStore(db), model) as core:
-            return await run_durable_turn(
-                journal.context(),
-                core,
-                session_id="s1",
-                turn_id="t1",
-                turn_input="plan it",
-                owner=owner,
-                host=host,
-            )
+        core = build_core(SqliteStore(db), model, plugins=[CountingPlanMode])
+        return await drive_attempt(journal, core, host, owner=owner, turn_input="plan it")
 
     # positions: 0 start, 1 first model call, 2 the update_plan attempt, 3 the second model
     # call: the worker dies there, after the attempt is journaled and before any commit
